@@ -1,0 +1,126 @@
+//! The operator's configuration: the baseline, the mode, the deny list and
+//! whether pods may opt out. Loaded once at start-up (and on reload).
+
+use crate::engine::baseline::BaselineError;
+use crate::engine::{Baseline, Check};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The embedded default, also shipped as `config/default.yaml`.
+pub const DEFAULT_YAML: &str = include_str!("../config/default.yaml");
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Config {
+    pub mode: Mode,
+    pub baseline: Baseline,
+    /// Pod Security checks that deny a pod instead of warning about it.
+    pub deny: BTreeSet<Check>,
+    /// Honour the pod annotations `secure-defaults.io/skip` and `secure-defaults.io/skip-fields`.
+    pub allow_pod_opt_out: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Enforce,
+            baseline: Baseline::default(),
+            deny: BTreeSet::new(),
+            allow_pod_opt_out: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Patch pods.
+    Enforce,
+    /// Never patch; report what would be added.
+    Audit,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {origin}: {source}")]
+    Parse { origin: String, source: serde_yaml::Error },
+    #[error("invalid config {origin}: {source}")]
+    Invalid { origin: String, source: BaselineError },
+}
+
+impl Config {
+    /// Parse and validate a YAML (or JSON) configuration. `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        // An empty file is the default configuration, not an error.
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+                origin: origin.to_string(),
+                source,
+            })?
+        };
+        config.baseline.validate().map_err(|source| ConfigError::Invalid {
+            origin: origin.to_string(),
+            source,
+        })?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// The file at `path`, or the embedded default.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(path) => Config::load(path),
+            None => Config::from_yaml(DEFAULT_YAML, "(embedded default)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_yaml_is_the_default() {
+        assert_eq!(Config::from_yaml(DEFAULT_YAML, "default").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn deny_list_uses_check_names() {
+        let c = Config::from_yaml("deny: [privileged, hostPathVolumes]\n", "t").unwrap();
+        assert_eq!(c.deny, BTreeSet::from([Check::Privileged, Check::HostPathVolumes]));
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let err = Config::from_yaml("mode: enforce\nbaselin: {}\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("baselin"), "{err}");
+    }
+
+    #[test]
+    fn invalid_baseline_is_rejected_at_load() {
+        let err = Config::from_yaml("baseline:\n  runAsUser: 0\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("runAsUser"), "{err}");
+    }
+
+    #[test]
+    fn empty_file_is_default() {
+        assert_eq!(Config::from_yaml("  \n", "t").unwrap(), Config::default());
+    }
+}

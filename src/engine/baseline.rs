@@ -1,0 +1,178 @@
+//! The values secure-defaults fills in. Which of them apply to a pod, and
+//! where, is decided in `rules.rs`.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The secure baseline. `Default` is the embedded default configuration.
+///
+/// A value set to `None` (`null` in YAML) or `false` for the switches is
+/// never added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Baseline {
+    // Pod level: spec.securityContext
+    pub run_as_non_root: bool,
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub fs_group: Option<i64>,
+    /// Only added together with `fsGroup`.
+    pub fs_group_change_policy: Option<FsGroupChangePolicy>,
+    /// Only added when non-empty.
+    pub supplemental_groups: Vec<i64>,
+    pub seccomp_profile: Option<ProfileType>,
+    // Container level: containers, initContainers, ephemeralContainers
+    /// `false` adds `allowPrivilegeEscalation: false`; `null` leaves it alone.
+    pub allow_privilege_escalation: Option<bool>,
+    pub drop_all_capabilities: bool,
+    pub read_only_root_filesystem: bool,
+    pub app_armor_profile: Option<ProfileType>,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Baseline {
+            run_as_non_root: true,
+            run_as_user: Some(65532),
+            run_as_group: Some(65532),
+            fs_group: Some(65532),
+            fs_group_change_policy: Some(FsGroupChangePolicy::OnRootMismatch),
+            supplemental_groups: Vec::new(),
+            seccomp_profile: Some(ProfileType::RuntimeDefault),
+            allow_privilege_escalation: Some(false),
+            drop_all_capabilities: true,
+            read_only_root_filesystem: false,
+            app_armor_profile: None,
+        }
+    }
+}
+
+/// The only profile type a webhook can choose for every node: the one the
+/// container runtime ships. `Localhost` profiles must exist on each node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProfileType {
+    RuntimeDefault,
+}
+
+impl ProfileType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileType::RuntimeDefault => "RuntimeDefault",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FsGroupChangePolicy {
+    OnRootMismatch,
+    Always,
+}
+
+impl FsGroupChangePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsGroupChangePolicy::OnRootMismatch => "OnRootMismatch",
+            FsGroupChangePolicy::Always => "Always",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BaselineError {
+    #[error("baseline.{field}: {value} is root; the baseline must name a non-root ID (1 to 2147483647)")]
+    RootId { field: &'static str, value: i64 },
+    #[error("baseline.{field}: {value} is out of range (1 to 2147483647)")]
+    IdOutOfRange { field: &'static str, value: i64 },
+    #[error("baseline.allowPrivilegeEscalation: only false (add it) or null (leave it alone) make sense")]
+    EscalationTrue,
+}
+
+impl Baseline {
+    /// Reject values that would make the baseline itself insecure or invalid.
+    pub fn validate(&self) -> Result<(), BaselineError> {
+        let ids = [
+            ("runAsUser", self.run_as_user),
+            ("runAsGroup", self.run_as_group),
+            ("fsGroup", self.fs_group),
+        ];
+        let groups = self
+            .supplemental_groups
+            .iter()
+            .map(|g| ("supplementalGroups", Some(*g)));
+        for (field, value) in ids.into_iter().chain(groups) {
+            match value {
+                Some(0) => return Err(BaselineError::RootId { field, value: 0 }),
+                Some(value) if !(1..=i64::from(i32::MAX)).contains(&value) => {
+                    return Err(BaselineError::IdOutOfRange { field, value })
+                }
+                _ => {}
+            }
+        }
+        if self.allow_privilege_escalation == Some(true) {
+            return Err(BaselineError::EscalationTrue);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Baseline::default().validate().unwrap();
+    }
+
+    #[test]
+    fn root_user_is_rejected() {
+        let b = Baseline {
+            run_as_user: Some(0),
+            ..Baseline::default()
+        };
+        assert_eq!(
+            b.validate(),
+            Err(BaselineError::RootId {
+                field: "runAsUser",
+                value: 0
+            })
+        );
+    }
+
+    #[test]
+    fn negative_group_is_rejected() {
+        let b = Baseline {
+            supplemental_groups: vec![10, -1],
+            ..Baseline::default()
+        };
+        assert_eq!(
+            b.validate(),
+            Err(BaselineError::IdOutOfRange {
+                field: "supplementalGroups",
+                value: -1
+            })
+        );
+    }
+
+    #[test]
+    fn escalation_true_is_rejected() {
+        let b = Baseline {
+            allow_privilege_escalation: Some(true),
+            ..Baseline::default()
+        };
+        assert_eq!(b.validate(), Err(BaselineError::EscalationTrue));
+    }
+
+    #[test]
+    fn omitted_fields_take_defaults_and_null_disables() {
+        let b: Baseline = serde_yaml::from_str("runAsUser: 1000\nfsGroup: null\n").unwrap();
+        assert_eq!(b.run_as_user, Some(1000));
+        assert_eq!(b.fs_group, None);
+        assert_eq!(b.run_as_group, Some(65532));
+    }
+
+    #[test]
+    fn unknown_fields_are_an_error() {
+        assert!(serde_yaml::from_str::<Baseline>("runAsUsr: 1000\n").is_err());
+    }
+}

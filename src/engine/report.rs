@@ -1,0 +1,314 @@
+//! What the engine decided, as data. The webhook turns it into admission
+//! warnings, audit annotations and metrics; the CLI into its summary.
+
+use serde::Serialize;
+use std::fmt;
+
+/// A field of the baseline, named as in the Kubernetes API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Field {
+    RunAsNonRoot,
+    RunAsUser,
+    RunAsGroup,
+    FsGroup,
+    FsGroupChangePolicy,
+    SupplementalGroups,
+    SeccompProfile,
+    AllowPrivilegeEscalation,
+    /// `capabilities.drop: [ALL]`
+    #[serde(rename = "capabilities")]
+    DropCapabilities,
+    ReadOnlyRootFilesystem,
+    AppArmorProfile,
+}
+
+impl Field {
+    pub const ALL: [Field; 11] = [
+        Field::RunAsNonRoot,
+        Field::RunAsUser,
+        Field::RunAsGroup,
+        Field::FsGroup,
+        Field::FsGroupChangePolicy,
+        Field::SupplementalGroups,
+        Field::SeccompProfile,
+        Field::AllowPrivilegeEscalation,
+        Field::DropCapabilities,
+        Field::ReadOnlyRootFilesystem,
+        Field::AppArmorProfile,
+    ];
+
+    /// The API name, as used in the securityContext and in opt-out annotations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::RunAsNonRoot => "runAsNonRoot",
+            Field::RunAsUser => "runAsUser",
+            Field::RunAsGroup => "runAsGroup",
+            Field::FsGroup => "fsGroup",
+            Field::FsGroupChangePolicy => "fsGroupChangePolicy",
+            Field::SupplementalGroups => "supplementalGroups",
+            Field::SeccompProfile => "seccompProfile",
+            Field::AllowPrivilegeEscalation => "allowPrivilegeEscalation",
+            Field::DropCapabilities => "capabilities",
+            Field::ReadOnlyRootFilesystem => "readOnlyRootFilesystem",
+            Field::AppArmorProfile => "appArmorProfile",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The three lists of containers in a pod spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContainerKind {
+    InitContainers,
+    Containers,
+    EphemeralContainers,
+}
+
+impl ContainerKind {
+    /// The member name in the pod spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerKind::InitContainers => "initContainers",
+            ContainerKind::Containers => "containers",
+            ContainerKind::EphemeralContainers => "ephemeralContainers",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ContainerKind::InitContainers => "init container",
+            ContainerKind::Containers => "container",
+            ContainerKind::EphemeralContainers => "ephemeral container",
+        }
+    }
+}
+
+/// Where a decision applies: the pod's securityContext or one container's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "level", rename_all = "camelCase")]
+pub enum Target {
+    Pod,
+    Container { kind: ContainerKind, name: String },
+}
+
+impl Target {
+    pub fn container(kind: ContainerKind, name: &str) -> Target {
+        Target::Container {
+            kind,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Pod => f.write_str("pod"),
+            Target::Container { kind, name } => write!(f, "{} {:?}", kind.label(), name),
+        }
+    }
+}
+
+/// Why a baseline field was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Guard {
+    /// The container explicitly runs as root (`runAsUser: 0` or `runAsNonRoot: false`).
+    ExplicitRoot,
+    /// The API server rejects `allowPrivilegeEscalation: false` beside `privileged: true`;
+    /// capabilities have no effect on a privileged container.
+    Privileged,
+    /// The API server rejects `allowPrivilegeEscalation: false` beside an added `CAP_SYS_ADMIN`.
+    SysAdmin,
+    /// A legacy seccomp or AppArmor annotation already chooses the profile.
+    LegacyAnnotation,
+    /// The pod or container opted out by annotation.
+    OptedOut,
+}
+
+impl Guard {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Guard::ExplicitRoot => "it explicitly runs as root",
+            Guard::Privileged => "it is privileged",
+            Guard::SysAdmin => "it adds SYS_ADMIN",
+            Guard::LegacyAnnotation => "a legacy annotation sets the profile",
+            Guard::OptedOut => "it opted out by annotation",
+        }
+    }
+}
+
+/// Why a whole pod was left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Untouched {
+    /// `spec.os.name: windows` (or a windows nodeSelector): every baseline field is
+    /// Linux-only or can stop a Windows image from starting.
+    Windows,
+    /// Windows HostProcess pods run on the host by design.
+    HostProcess,
+    /// Static pods are owned by the kubelet; their API object is only a mirror.
+    MirrorPod,
+    /// `secure-defaults.io/skip: "true"`.
+    OptedOut,
+}
+
+impl Untouched {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Untouched::Windows => "it is a Windows pod",
+            Untouched::HostProcess => "it is a Windows HostProcess pod",
+            Untouched::MirrorPod => "it is a mirror of a static pod",
+            Untouched::OptedOut => "it opted out with the secure-defaults.io/skip annotation",
+        }
+    }
+}
+
+/// A Pod Security `restricted` check, named as in Pod Security Admission where possible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Check {
+    HostProcess,
+    HostNamespaces,
+    Privileged,
+    Capabilities,
+    HostPathVolumes,
+    HostPorts,
+    AppArmorProfile,
+    SeLinuxOptions,
+    ProcMount,
+    SeccompProfile,
+    Sysctls,
+    RestrictedVolumes,
+    AllowPrivilegeEscalation,
+    RunAsNonRoot,
+    RunAsUser,
+}
+
+impl Check {
+    pub const ALL: [Check; 15] = [
+        Check::HostProcess,
+        Check::HostNamespaces,
+        Check::Privileged,
+        Check::Capabilities,
+        Check::HostPathVolumes,
+        Check::HostPorts,
+        Check::AppArmorProfile,
+        Check::SeLinuxOptions,
+        Check::ProcMount,
+        Check::SeccompProfile,
+        Check::Sysctls,
+        Check::RestrictedVolumes,
+        Check::AllowPrivilegeEscalation,
+        Check::RunAsNonRoot,
+        Check::RunAsUser,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::HostProcess => "hostProcess",
+            Check::HostNamespaces => "hostNamespaces",
+            Check::Privileged => "privileged",
+            Check::Capabilities => "capabilities",
+            Check::HostPathVolumes => "hostPathVolumes",
+            Check::HostPorts => "hostPorts",
+            Check::AppArmorProfile => "appArmorProfile",
+            Check::SeLinuxOptions => "seLinuxOptions",
+            Check::ProcMount => "procMount",
+            Check::SeccompProfile => "seccompProfile",
+            Check::Sysctls => "sysctls",
+            Check::RestrictedVolumes => "restrictedVolumes",
+            Check::AllowPrivilegeEscalation => "allowPrivilegeEscalation",
+            Check::RunAsNonRoot => "runAsNonRoot",
+            Check::RunAsUser => "runAsUser",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A baseline field the engine added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Added {
+    pub field: Field,
+    pub target: Target,
+}
+
+/// An explicit value that is weaker than the baseline, left exactly as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
+    pub field: Field,
+    pub target: Target,
+    /// The value as the pod states it, compact JSON.
+    pub value: String,
+}
+
+/// A baseline field a guard kept the engine from adding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub field: Field,
+    pub target: Target,
+    pub guard: Guard,
+}
+
+/// Something the hardened pod still fails in Pod Security `restricted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub check: Check,
+    pub target: Target,
+    /// What the pod says, for example `hostPath volume "data"`.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.target {
+            Target::Pod => write!(f, "{}: {}", self.check, self.detail),
+            ref t => write!(f, "{}: {}: {}", self.check, t, self.detail),
+        }
+    }
+}
+
+/// Everything the engine decided for one pod (or pod template).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Set when the whole pod was left alone; nothing is added then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untouched: Option<Untouched>,
+    pub added: Vec<Added>,
+    pub kept: Vec<Kept>,
+    pub skipped: Vec<Skipped>,
+    /// Pod Security `restricted` violations left after hardening.
+    pub remaining: Vec<Violation>,
+}
+
+impl Report {
+    pub fn added(&mut self, field: Field, target: Target) {
+        self.added.push(Added { field, target });
+    }
+
+    pub fn kept(&mut self, field: Field, target: Target, value: impl Serialize) {
+        let value = serde_json::to_string(&value).unwrap_or_default();
+        self.kept.push(Kept { field, target, value });
+    }
+
+    pub fn skipped(&mut self, field: Field, target: Target, guard: Guard) {
+        self.skipped.push(Skipped { field, target, guard });
+    }
+}

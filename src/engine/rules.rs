@@ -1,0 +1,420 @@
+//! The baseline rules, top to bottom.
+//!
+//! Every rule follows the same contract:
+//! - it only fills in fields that are absent (`None`) in the pod as submitted;
+//! - a value the pod states, at the pod level or on the container, is the
+//!   effective value and is never changed, however insecure; it is reported
+//!   as `kept` when it is weaker than the baseline;
+//! - a guard that stops a field being added is reported as `skipped`.
+//!
+//! Rules read the pod as submitted (`ctx.orig`) and write into a copy
+//! (`spec`). The patch is the difference between the two (see `patch.rs`).
+
+use super::annotations::Annotations;
+use super::baseline::Baseline;
+use super::containers::{self, Slot};
+use super::report::{Field, Guard, Report, Target, Untouched};
+use k8s_openapi::api::core::v1::{
+    AppArmorProfile, Capabilities, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
+};
+use serde::Serialize;
+
+pub(crate) struct Ctx<'a> {
+    /// The pod spec as submitted.
+    pub orig: &'a PodSpec,
+    pub annotations: Annotations<'a>,
+    pub baseline: &'a Baseline,
+    /// Fields the pod opted out of (already checked against the operator's policy).
+    pub opted_out: &'a [Field],
+    /// The containers the engine may change.
+    pub in_scope: Vec<Slot>,
+    /// Whether pod-level fields may be added (not on an ephemeral-container update).
+    pub pod_level: bool,
+}
+
+/// Pods the engine leaves entirely alone, and why.
+pub(crate) fn untouched(ctx: &Ctx) -> Option<Untouched> {
+    let spec = ctx.orig;
+    let host_process = |sc: Option<&k8s_openapi::api::core::v1::WindowsSecurityContextOptions>| {
+        sc.and_then(|w| w.host_process) == Some(true)
+    };
+    if ctx.annotations.is_mirror_pod() {
+        return Some(Untouched::MirrorPod);
+    }
+    if host_process(spec.security_context.as_ref().and_then(|s| s.windows_options.as_ref()))
+        || containers::all(spec)
+            .any(|(_, c)| host_process(c.security_context().and_then(|s| s.windows_options.as_ref())))
+    {
+        return Some(Untouched::HostProcess);
+    }
+    // Every baseline field is Linux-only except runAsNonRoot, and runAsNonRoot
+    // without a Windows user name stops images whose default user is
+    // ContainerAdministrator. The nodeSelector counts because the API server
+    // only knows the OS from spec.os, but the kubelet on a Windows node runs it.
+    let windows = spec.os.as_ref().is_some_and(|os| os.name == "windows")
+        || spec
+            .node_selector
+            .as_ref()
+            .and_then(|s| s.get("kubernetes.io/os"))
+            .is_some_and(|os| os == "windows");
+    if windows {
+        return Some(Untouched::Windows);
+    }
+    None
+}
+
+pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
+    let b = ctx.baseline;
+    for &field in ctx.opted_out {
+        if enabled(b, field) {
+            report.skipped(field, Target::Pod, Guard::OptedOut);
+        }
+    }
+
+    // Who the processes run as. Pod level where every container agrees,
+    // container level where one explicitly runs as root.
+    if b.run_as_non_root {
+        identity(
+            ctx,
+            spec,
+            report,
+            Field::RunAsNonRoot,
+            true,
+            IdentityAccess {
+                pod: |p| p.run_as_non_root,
+                set_pod: |p, v| p.run_as_non_root = Some(v),
+                container: |c| c.run_as_non_root,
+                set_container: |c, v| c.run_as_non_root = Some(v),
+                insecure: |v| !v,
+            },
+        );
+    }
+    if let Some(uid) = b.run_as_user {
+        identity(
+            ctx,
+            spec,
+            report,
+            Field::RunAsUser,
+            uid,
+            IdentityAccess {
+                pod: |p| p.run_as_user,
+                set_pod: |p, v| p.run_as_user = Some(v),
+                container: |c| c.run_as_user,
+                set_container: |c, v| c.run_as_user = Some(v),
+                insecure: |v| v == 0,
+            },
+        );
+    }
+    if let Some(gid) = b.run_as_group {
+        identity(
+            ctx,
+            spec,
+            report,
+            Field::RunAsGroup,
+            gid,
+            IdentityAccess {
+                pod: |p| p.run_as_group,
+                set_pod: |p, v| p.run_as_group = Some(v),
+                container: |c| c.run_as_group,
+                set_container: |c, v| c.run_as_group = Some(v),
+                insecure: |_| false,
+            },
+        );
+    }
+
+    // Volume ownership. Pod level only: it cannot change on an update.
+    if ctx.pod_level {
+        if let Some(gid) = b.fs_group.filter(|_| !ctx.skips(Field::FsGroup)) {
+            if pod_sc(ctx.orig).and_then(|p| p.fs_group).is_none() {
+                pod_sc_mut(spec).fs_group = Some(gid);
+                report.added(Field::FsGroup, Target::Pod);
+                // Only beside an fsGroup we chose: with the pod's own fsGroup the
+                // pod's own change policy stands.
+                let policy = b
+                    .fs_group_change_policy
+                    .filter(|_| !ctx.skips(Field::FsGroupChangePolicy));
+                if let (Some(policy), None) = (policy, pod_sc(ctx.orig).and_then(|p| p.fs_group_change_policy.as_ref()))
+                {
+                    pod_sc_mut(spec).fs_group_change_policy = Some(policy.as_str().to_string());
+                    report.added(Field::FsGroupChangePolicy, Target::Pod);
+                }
+            }
+        }
+        if !b.supplemental_groups.is_empty()
+            && !ctx.skips(Field::SupplementalGroups)
+            && pod_sc(ctx.orig).and_then(|p| p.supplemental_groups.as_ref()).is_none()
+        {
+            pod_sc_mut(spec).supplemental_groups = Some(b.supplemental_groups.clone());
+            report.added(Field::SupplementalGroups, Target::Pod);
+        }
+    }
+
+    if let Some(profile) = b.seccomp_profile.filter(|_| !ctx.skips(Field::SeccompProfile)) {
+        seccomp(ctx, spec, report, profile.as_str());
+    }
+
+    for &slot in &ctx.in_scope {
+        let Some(orig) = containers::get(ctx.orig, slot) else {
+            continue;
+        };
+        let target = containers::target(slot, orig);
+        let sc = orig.security_context();
+        let privileged = sc.and_then(|s| s.privileged) == Some(true);
+
+        if b.allow_privilege_escalation == Some(false) && !ctx.skips(Field::AllowPrivilegeEscalation) {
+            match sc.and_then(|s| s.allow_privilege_escalation) {
+                Some(true) => report.kept(Field::AllowPrivilegeEscalation, target.clone(), true),
+                Some(false) => {}
+                // The API server rejects allowPrivilegeEscalation: false beside
+                // either of these.
+                None if privileged => {
+                    report.skipped(Field::AllowPrivilegeEscalation, target.clone(), Guard::Privileged)
+                }
+                None if adds_sys_admin(sc) => {
+                    report.skipped(Field::AllowPrivilegeEscalation, target.clone(), Guard::SysAdmin)
+                }
+                None => {
+                    container_sc_mut(spec, slot).allow_privilege_escalation = Some(false);
+                    report.added(Field::AllowPrivilegeEscalation, target.clone());
+                }
+            }
+        }
+
+        if b.drop_all_capabilities && !ctx.skips(Field::DropCapabilities) {
+            match sc.and_then(|s| s.capabilities.as_ref()).and_then(|c| c.drop.as_ref()) {
+                Some(drop) if !drop.iter().any(|d| d == "ALL") => {
+                    report.kept(Field::DropCapabilities, target.clone(), drop)
+                }
+                Some(_) => {}
+                // A privileged container gets every capability whatever it drops.
+                None if privileged => report.skipped(Field::DropCapabilities, target.clone(), Guard::Privileged),
+                None => {
+                    // An existing `add` list stays: the runtime drops first, then adds.
+                    let caps = container_sc_mut(spec, slot)
+                        .capabilities
+                        .get_or_insert_with(Capabilities::default);
+                    caps.drop = Some(vec!["ALL".to_string()]);
+                    report.added(Field::DropCapabilities, target.clone());
+                }
+            }
+        }
+
+        if b.read_only_root_filesystem && !ctx.skips(Field::ReadOnlyRootFilesystem) {
+            match sc.and_then(|s| s.read_only_root_filesystem) {
+                Some(false) => report.kept(Field::ReadOnlyRootFilesystem, target.clone(), false),
+                Some(true) => {}
+                None => {
+                    container_sc_mut(spec, slot).read_only_root_filesystem = Some(true);
+                    report.added(Field::ReadOnlyRootFilesystem, target.clone());
+                }
+            }
+        }
+
+        if let Some(profile) = b.app_armor_profile.filter(|_| !ctx.skips(Field::AppArmorProfile)) {
+            // Container level: a legacy annotation names one container, and the API
+            // server rejects a field that disagrees with it.
+            let pod_profile = pod_sc(ctx.orig).and_then(|p| p.app_armor_profile.as_ref());
+            match (
+                sc.and_then(|s| s.app_armor_profile.as_ref()),
+                ctx.annotations.container_apparmor(orig.name()),
+            ) {
+                (Some(p), _) if p.type_ == "Unconfined" => {
+                    report.kept(Field::AppArmorProfile, target.clone(), &p.type_)
+                }
+                (Some(_), _) => {}
+                (None, Some(a)) if a == "unconfined" => {
+                    report.kept(Field::AppArmorProfile, target.clone(), format!("annotation {a}"))
+                }
+                (None, Some(_)) => {}
+                (None, None) if pod_profile.is_some() => {}
+                (None, None) => {
+                    container_sc_mut(spec, slot).app_armor_profile = Some(AppArmorProfile {
+                        type_: profile.as_str().to_string(),
+                        localhost_profile: None,
+                    });
+                    report.added(Field::AppArmorProfile, target.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Getters and setters for one identity field at both levels.
+struct IdentityAccess<T> {
+    pod: fn(&PodSecurityContext) -> Option<T>,
+    set_pod: fn(&mut PodSecurityContext, T),
+    container: fn(&SecurityContext) -> Option<T>,
+    set_container: fn(&mut SecurityContext, T),
+    /// Whether an explicit value is weaker than the baseline.
+    insecure: fn(T) -> bool,
+}
+
+/// runAsNonRoot, runAsUser, runAsGroup.
+///
+/// Root guard: a container that explicitly runs as root (`runAsUser: 0` or
+/// `runAsNonRoot: false`, its own or the pod's), or is privileged (full host
+/// access, which node agents use as root), is never given an identity field.
+/// The field then goes on each other container instead of the pod, because a
+/// pod-level value would reach the guarded container too.
+fn identity<T: Copy + Serialize>(
+    ctx: &Ctx,
+    spec: &mut PodSpec,
+    report: &mut Report,
+    field: Field,
+    value: T,
+    access: IdentityAccess<T>,
+) {
+    if ctx.skips(field) {
+        return;
+    }
+    let pod_value = pod_sc(ctx.orig).and_then(access.pod);
+    if let Some(v) = pod_value.filter(|v| (access.insecure)(*v)) {
+        report.kept(field, Target::Pod, v);
+    }
+    let mut inheriting = Vec::new();
+    for &slot in &ctx.in_scope {
+        let Some(c) = containers::get(ctx.orig, slot) else {
+            continue;
+        };
+        match c.security_context().and_then(access.container) {
+            Some(v) if (access.insecure)(v) => report.kept(field, containers::target(slot, c), v),
+            Some(_) => {}
+            None => inheriting.push(slot),
+        }
+    }
+    if pod_value.is_some() {
+        // The pod's value is the explicit value of every container without its own.
+        return;
+    }
+    let guard = |slot: Slot| identity_guard(ctx.orig, slot);
+    if ctx.pod_level && inheriting.iter().all(|slot| guard(*slot).is_none()) {
+        (access.set_pod)(pod_sc_mut(spec), value);
+        report.added(field, Target::Pod);
+        return;
+    }
+    for slot in inheriting {
+        let Some(c) = containers::get(ctx.orig, slot) else {
+            continue;
+        };
+        let target = containers::target(slot, c);
+        if let Some(g) = guard(slot) {
+            report.skipped(field, target, g);
+        } else {
+            (access.set_container)(container_sc_mut(spec, slot), value);
+            report.added(field, target);
+        }
+    }
+}
+
+/// Why the pod as submitted keeps this container's identity as it is, if it does.
+fn identity_guard(orig: &PodSpec, slot: Slot) -> Option<Guard> {
+    let pod = pod_sc(orig);
+    let own = containers::get(orig, slot).and_then(|c| c.security_context());
+    let user = own.and_then(|s| s.run_as_user).or(pod.and_then(|p| p.run_as_user));
+    let non_root = own
+        .and_then(|s| s.run_as_non_root)
+        .or(pod.and_then(|p| p.run_as_non_root));
+    if user == Some(0) || non_root == Some(false) {
+        Some(Guard::ExplicitRoot)
+    } else if own.and_then(|s| s.privileged) == Some(true) {
+        Some(Guard::Privileged)
+    } else {
+        None
+    }
+}
+
+/// seccompProfile: pod level; container level on an ephemeral-container update.
+/// The legacy annotations count as explicit values: the API server rejects a
+/// field that disagrees with the annotation at the same level.
+fn seccomp(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report, profile: &str) {
+    let pod_field = pod_sc(ctx.orig).and_then(|p| p.seccomp_profile.as_ref());
+    let pod_annotation = ctx.annotations.pod_seccomp();
+    match (pod_field, pod_annotation) {
+        (Some(p), _) if p.type_ == "Unconfined" => report.kept(Field::SeccompProfile, Target::Pod, &p.type_),
+        (None, Some(a)) if a == "unconfined" => {
+            report.kept(Field::SeccompProfile, Target::Pod, format!("annotation {a}"))
+        }
+        _ => {}
+    }
+    let mut without = Vec::new();
+    for &slot in &ctx.in_scope {
+        let Some(c) = containers::get(ctx.orig, slot) else {
+            continue;
+        };
+        let target = containers::target(slot, c);
+        match (
+            c.security_context().and_then(|s| s.seccomp_profile.as_ref()),
+            ctx.annotations.container_seccomp(c.name()),
+        ) {
+            (Some(p), _) if p.type_ == "Unconfined" => report.kept(Field::SeccompProfile, target, &p.type_),
+            (None, Some(a)) if a == "unconfined" => {
+                report.kept(Field::SeccompProfile, target, format!("annotation {a}"))
+            }
+            (None, None) => without.push(slot),
+            _ => {}
+        }
+    }
+    if pod_field.is_some() || pod_annotation.is_some() {
+        return;
+    }
+    let new_profile = || SeccompProfile {
+        type_: profile.to_string(),
+        localhost_profile: None,
+    };
+    if ctx.pod_level {
+        pod_sc_mut(spec).seccomp_profile = Some(new_profile());
+        report.added(Field::SeccompProfile, Target::Pod);
+        return;
+    }
+    for slot in without {
+        container_sc_mut(spec, slot).seccomp_profile = Some(new_profile());
+        let c = containers::get(ctx.orig, slot).expect("slot from in_scope");
+        report.added(Field::SeccompProfile, containers::target(slot, c));
+    }
+}
+
+impl Ctx<'_> {
+    fn skips(&self, field: Field) -> bool {
+        self.opted_out.contains(&field)
+    }
+}
+
+fn enabled(b: &Baseline, field: Field) -> bool {
+    match field {
+        Field::RunAsNonRoot => b.run_as_non_root,
+        Field::RunAsUser => b.run_as_user.is_some(),
+        Field::RunAsGroup => b.run_as_group.is_some(),
+        Field::FsGroup => b.fs_group.is_some(),
+        Field::FsGroupChangePolicy => b.fs_group.is_some() && b.fs_group_change_policy.is_some(),
+        Field::SupplementalGroups => !b.supplemental_groups.is_empty(),
+        Field::SeccompProfile => b.seccomp_profile.is_some(),
+        Field::AllowPrivilegeEscalation => b.allow_privilege_escalation == Some(false),
+        Field::DropCapabilities => b.drop_all_capabilities,
+        Field::ReadOnlyRootFilesystem => b.read_only_root_filesystem,
+        Field::AppArmorProfile => b.app_armor_profile.is_some(),
+    }
+}
+
+fn adds_sys_admin(sc: Option<&SecurityContext>) -> bool {
+    sc.and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.add.as_ref())
+        .is_some_and(|add| {
+            add.iter()
+                .any(|a| a.eq_ignore_ascii_case("SYS_ADMIN") || a.eq_ignore_ascii_case("CAP_SYS_ADMIN"))
+        })
+}
+
+fn pod_sc(spec: &PodSpec) -> Option<&PodSecurityContext> {
+    spec.security_context.as_ref()
+}
+
+fn pod_sc_mut(spec: &mut PodSpec) -> &mut PodSecurityContext {
+    spec.security_context.get_or_insert_with(PodSecurityContext::default)
+}
+
+fn container_sc_mut(spec: &mut PodSpec, slot: Slot) -> &mut SecurityContext {
+    containers::get_mut(spec, slot)
+        .expect("slot comes from the same spec")
+        .security_context_mut()
+        .get_or_insert_with(SecurityContext::default)
+}

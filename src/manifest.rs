@@ -1,0 +1,102 @@
+//! Kubernetes objects that carry a pod spec: where the spec sits in each
+//! kind, and the engine's patch with paths for the whole object.
+
+use crate::engine::{self, EngineError, Hardening, Policy, Scope};
+use json_patch::{AddOperation, Patch, PatchOperation};
+use jsonptr::PointerBuf;
+use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    #[error("{kind} has no {path}")]
+    Missing { kind: String, path: String },
+    #[error("{kind} {path} is not a valid pod spec: {reason}")]
+    InvalidPodSpec { kind: String, path: String, reason: String },
+    #[error("{kind} {path} has invalid metadata: {reason}")]
+    InvalidMetadata { kind: String, path: String, reason: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Where the pod template sits in an object of this kind: the path of the
+/// object holding `metadata` and `spec`. `None` for kinds without one.
+pub fn pod_template_path(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "Pod" => &[],
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController" | "Job" => {
+            &["spec", "template"]
+        }
+        "CronJob" => &["spec", "jobTemplate", "spec", "template"],
+        "PodTemplate" => &["template"],
+        _ => return None,
+    })
+}
+
+/// The engine's answer for a whole object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectHardening {
+    /// Paths relative to the object.
+    pub patch: Patch,
+    pub hardening: Hardening,
+}
+
+/// Harden the pod (template) of `object`. `Ok(None)` for kinds without a pod spec.
+pub fn harden_object(object: &Value, policy: Policy) -> Result<Option<ObjectHardening>, ManifestError> {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let Some(template) = pod_template_path(kind) else {
+        return Ok(None);
+    };
+    let mut holder = object;
+    for (i, key) in template.iter().enumerate() {
+        holder = holder.get(key).ok_or_else(|| ManifestError::Missing {
+            kind: kind.to_string(),
+            path: dotted(&template[..=i]),
+        })?;
+    }
+    let spec_path: Vec<&str> = template.iter().copied().chain(["spec"]).collect();
+    let meta_path: Vec<&str> = template.iter().copied().chain(["metadata"]).collect();
+    let spec_value = holder.get("spec").ok_or_else(|| ManifestError::Missing {
+        kind: kind.to_string(),
+        path: dotted(&spec_path),
+    })?;
+    let spec = PodSpec::deserialize(spec_value).map_err(|e| ManifestError::InvalidPodSpec {
+        kind: kind.to_string(),
+        path: dotted(&spec_path),
+        reason: e.to_string(),
+    })?;
+    let metadata = match holder.get("metadata") {
+        None | Some(Value::Null) => ObjectMeta::default(),
+        Some(m) => ObjectMeta::deserialize(m).map_err(|e| ManifestError::InvalidMetadata {
+            kind: kind.to_string(),
+            path: dotted(&meta_path),
+            reason: e.to_string(),
+        })?,
+    };
+    let hardening = engine::harden(&metadata, &spec, &Scope::Pod, policy)?;
+    let prefix = PointerBuf::from_tokens(spec_path);
+    let patch = prefixed(&prefix, &hardening.ops);
+    Ok(Some(ObjectHardening { patch, hardening }))
+}
+
+/// The operations with `prefix` put in front of each path.
+pub fn prefixed(prefix: &PointerBuf, ops: &[PatchOperation]) -> Patch {
+    Patch(
+        ops.iter()
+            .map(|op| match op {
+                PatchOperation::Add(AddOperation { path, value }) => PatchOperation::Add(AddOperation {
+                    path: prefix.concat(path),
+                    value: value.clone(),
+                }),
+                other => other.clone(),
+            })
+            .collect(),
+    )
+}
+
+fn dotted(path: &[&str]) -> String {
+    path.join(".")
+}
