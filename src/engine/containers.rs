@@ -71,6 +71,16 @@ pub fn get(spec: &PodSpec, slot: Slot) -> Option<&dyn ContainerLike> {
     }
 }
 
+/// The full `Container` in this slot; `None` for ephemeral containers, which
+/// have no probes or lifecycle handlers.
+pub fn get_container(spec: &PodSpec, slot: Slot) -> Option<&Container> {
+    match slot.kind {
+        ContainerKind::InitContainers => spec.init_containers.as_ref()?.get(slot.index),
+        ContainerKind::Containers => spec.containers.get(slot.index),
+        ContainerKind::EphemeralContainers => None,
+    }
+}
+
 pub fn get_mut(spec: &mut PodSpec, slot: Slot) -> Option<&mut dyn ContainerLike> {
     match slot.kind {
         ContainerKind::InitContainers => spec.init_containers.as_mut()?.get_mut(slot.index).map(|c| c as _),

@@ -113,3 +113,6 @@ pub fn harden(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Poli
         opt_out_honoured: honoured,
     })
 }
+
+#[cfg(test)]
+mod tests;

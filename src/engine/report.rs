@@ -185,6 +185,7 @@ pub enum Check {
     Capabilities,
     HostPathVolumes,
     HostPorts,
+    HostProbesAndHostLifecycle,
     AppArmorProfile,
     SeLinuxOptions,
     ProcMount,
@@ -197,13 +198,14 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: [Check; 15] = [
+    pub const ALL: [Check; 16] = [
         Check::HostProcess,
         Check::HostNamespaces,
         Check::Privileged,
         Check::Capabilities,
         Check::HostPathVolumes,
         Check::HostPorts,
+        Check::HostProbesAndHostLifecycle,
         Check::AppArmorProfile,
         Check::SeLinuxOptions,
         Check::ProcMount,
@@ -223,6 +225,7 @@ impl Check {
             Check::Capabilities => "capabilities",
             Check::HostPathVolumes => "hostPathVolumes",
             Check::HostPorts => "hostPorts",
+            Check::HostProbesAndHostLifecycle => "hostProbesAndHostLifecycle",
             Check::AppArmorProfile => "appArmorProfile",
             Check::SeLinuxOptions => "seLinuxOptions",
             Check::ProcMount => "procMount",

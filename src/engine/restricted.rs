@@ -9,7 +9,7 @@
 use super::annotations::Annotations;
 use super::containers;
 use super::report::{Check, Target, Violation};
-use k8s_openapi::api::core::v1::{PodSpec, SELinuxOptions, Volume};
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, PodSpec, Probe, SELinuxOptions, Volume};
 
 const BASELINE_CAPABILITIES: [&str; 13] = [
     "AUDIT_WRITE",
@@ -27,7 +27,7 @@ const BASELINE_CAPABILITIES: [&str; 13] = [
     "SYS_CHROOT",
 ];
 
-const SAFE_SYSCTLS: [&str; 12] = [
+const SAFE_SYSCTLS: [&str; 13] = [
     "kernel.shm_rmid_forced",
     "net.ipv4.ip_local_port_range",
     "net.ipv4.ip_unprivileged_port_start",
@@ -40,6 +40,7 @@ const SAFE_SYSCTLS: [&str; 12] = [
     "net.ipv4.tcp_keepalive_probes",
     "net.ipv4.tcp_rmem",
     "net.ipv4.tcp_wmem",
+    "net.ipv4.tcp_slow_start_after_idle",
 ];
 
 const SELINUX_TYPES: [&str; 5] = [
@@ -57,6 +58,8 @@ pub(crate) fn violations(spec: &PodSpec, annotations: Annotations) -> Vec<Violat
     let mut v = |check: Check, target: Target, detail: String| out.push(Violation { check, target, detail });
     let pod = spec.security_context.as_ref();
     let windows = spec.os.as_ref().is_some_and(|os| os.name == "windows");
+    // Pods in a user namespace may run as UID 0 inside it (policy 1.35+).
+    let user_namespace = spec.host_users == Some(false);
 
     // Pod level.
     if pod
@@ -116,25 +119,20 @@ pub(crate) fn violations(spec: &PodSpec, annotations: Annotations) -> Vec<Violat
         }
     }
     let pod_seccomp = pod.and_then(|p| p.seccomp_profile.as_ref()).map(|p| p.type_.as_str());
-    let pod_seccomp_annotation = annotations.pod_seccomp();
+    // Pod Security reads the seccomp fields only; the legacy annotations are
+    // named in the detail because their authors will look for them.
     if pod_seccomp == Some("Unconfined") {
         v(
             Check::SeccompProfile,
             Target::Pod,
             "seccompProfile.type=Unconfined".into(),
         );
-    } else if pod_seccomp.is_none() && pod_seccomp_annotation == Some("unconfined") {
-        v(
-            Check::SeccompProfile,
-            Target::Pod,
-            "annotation seccomp.security.alpha.kubernetes.io/pod=unconfined".into(),
-        );
     }
     let pod_non_root = pod.and_then(|p| p.run_as_non_root);
-    if pod_non_root == Some(false) {
+    if pod_non_root == Some(false) && !user_namespace {
         v(Check::RunAsNonRoot, Target::Pod, "runAsNonRoot=false".into());
     }
-    if pod.and_then(|p| p.run_as_user) == Some(0) {
+    if pod.and_then(|p| p.run_as_user) == Some(0) && !user_namespace {
         v(Check::RunAsUser, Target::Pod, "runAsUser=0".into());
     }
     let pod_seccomp_ok = matches!(pod_seccomp, Some("RuntimeDefault" | "Localhost"));
@@ -208,17 +206,15 @@ pub(crate) fn violations(spec: &PodSpec, annotations: Annotations) -> Vec<Violat
             v(Check::ProcMount, target(), format!("procMount={m}"));
         }
         let seccomp = sc.and_then(|s| s.seccomp_profile.as_ref()).map(|p| p.type_.as_str());
-        let seccomp_annotation = annotations.container_seccomp(c.name());
         if seccomp == Some("Unconfined") {
             v(Check::SeccompProfile, target(), "seccompProfile.type=Unconfined".into());
-        } else if seccomp.is_none() && seccomp_annotation == Some("unconfined") {
-            v(Check::SeccompProfile, target(), "seccomp annotation unconfined".into());
         } else if !windows && seccomp.is_none() && !pod_seccomp_ok {
-            v(
-                Check::SeccompProfile,
-                target(),
-                "seccompProfile is not set to RuntimeDefault or Localhost".into(),
-            );
+            let legacy = annotations.container_seccomp(c.name()).or(annotations.pod_seccomp());
+            let detail = match legacy {
+                Some(a) => format!("seccompProfile is not set (the legacy annotation {a} is not enforced)"),
+                None => "seccompProfile is not set to RuntimeDefault or Localhost".into(),
+            };
+            v(Check::SeccompProfile, target(), detail);
         }
         if !windows && sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
             let detail = match sc.and_then(|s| s.allow_privilege_escalation) {
@@ -228,17 +224,50 @@ pub(crate) fn violations(spec: &PodSpec, annotations: Annotations) -> Vec<Violat
             v(Check::AllowPrivilegeEscalation, target(), detail.into());
         }
         match sc.and_then(|s| s.run_as_non_root) {
+            _ if user_namespace => {}
             Some(false) => v(Check::RunAsNonRoot, target(), "runAsNonRoot=false".into()),
             None if pod_non_root.is_none() => {
                 v(Check::RunAsNonRoot, target(), "runAsNonRoot is not set to true".into())
             }
             _ => {}
         }
-        if sc.and_then(|s| s.run_as_user) == Some(0) {
+        if sc.and_then(|s| s.run_as_user) == Some(0) && !user_namespace {
             v(Check::RunAsUser, target(), "runAsUser=0".into());
         }
     }
     out
+}
+
+/// The probes and lifecycle handlers that name a host (only the pod's own IP is allowed).
+fn probe_hosts(c: &Container) -> Vec<&'static str> {
+    let named = |h: &Option<String>| h.as_deref().is_some_and(|h| !h.is_empty());
+    let probe = |p: &Option<Probe>| {
+        p.as_ref().is_some_and(|p| {
+            p.http_get.as_ref().is_some_and(|g| named(&g.host)) || p.tcp_socket.as_ref().is_some_and(|t| named(&t.host))
+        })
+    };
+    let handler = |h: Option<&LifecycleHandler>| {
+        h.is_some_and(|h| {
+            h.http_get.as_ref().is_some_and(|g| named(&g.host)) || h.tcp_socket.as_ref().is_some_and(|t| named(&t.host))
+        })
+    };
+    let lifecycle = c.lifecycle.as_ref();
+    [
+        (probe(&c.liveness_probe), "livenessProbe"),
+        (probe(&c.readiness_probe), "readinessProbe"),
+        (probe(&c.startup_probe), "startupProbe"),
+        (
+            handler(lifecycle.and_then(|l| l.post_start.as_ref())),
+            "lifecycle.postStart",
+        ),
+        (
+            handler(lifecycle.and_then(|l| l.pre_stop.as_ref())),
+            "lifecycle.preStop",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect()
 }
 
 fn selinux_violation(o: &SELinuxOptions) -> Option<String> {
@@ -262,6 +291,7 @@ fn restricted_volume_kind(v: &Volume) -> Option<&'static str> {
         || v.downward_api.is_some()
         || v.empty_dir.is_some()
         || v.ephemeral.is_some()
+        || v.image.is_some()
         || v.persistent_volume_claim.is_some()
         || v.projected.is_some()
         || v.secret.is_some();
@@ -280,7 +310,6 @@ fn restricted_volume_kind(v: &Volume) -> Option<&'static str> {
         (v.gce_persistent_disk.is_some(), "gcePersistentDisk"),
         (v.git_repo.is_some(), "gitRepo"),
         (v.glusterfs.is_some(), "glusterfs"),
-        (v.image.is_some(), "image"),
         (v.iscsi.is_some(), "iscsi"),
         (v.nfs.is_some(), "nfs"),
         (v.photon_persistent_disk.is_some(), "photonPersistentDisk"),

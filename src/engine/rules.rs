@@ -323,20 +323,26 @@ fn identity_guard(orig: &PodSpec, slot: Slot) -> Option<Guard> {
     }
 }
 
-/// seccompProfile: pod level; container level on an ephemeral-container update.
-/// The legacy annotations count as explicit values: the API server rejects a
-/// field that disagrees with the annotation at the same level.
+/// seccompProfile: pod level; container level on an ephemeral-container
+/// update, or where a container's legacy annotation asks for another profile.
+///
+/// The legacy annotations count as explicit values. The kubelet no longer
+/// reads them, but the API server rejects a field that disagrees with the
+/// annotation at the same level. An annotation asking for the runtime
+/// default gets the matching field, which is what its author meant; any other
+/// annotation keeps its container (or, at pod level, the pod) as it is.
 fn seccomp(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report, profile: &str) {
+    let runtime_default = |a: &str| a == "runtime/default" || a == "docker/default";
     let pod_field = pod_sc(ctx.orig).and_then(|p| p.seccomp_profile.as_ref());
     let pod_annotation = ctx.annotations.pod_seccomp();
     match (pod_field, pod_annotation) {
         (Some(p), _) if p.type_ == "Unconfined" => report.kept(Field::SeccompProfile, Target::Pod, &p.type_),
-        (None, Some(a)) if a == "unconfined" => {
+        (None, Some(a)) if !runtime_default(a) => {
             report.kept(Field::SeccompProfile, Target::Pod, format!("annotation {a}"))
         }
         _ => {}
     }
-    let mut without = Vec::new();
+    let mut inheriting = Vec::new();
     for &slot in &ctx.in_scope {
         let Some(c) = containers::get(ctx.orig, slot) else {
             continue;
@@ -347,29 +353,35 @@ fn seccomp(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report, profile: &str) {
             ctx.annotations.container_seccomp(c.name()),
         ) {
             (Some(p), _) if p.type_ == "Unconfined" => report.kept(Field::SeccompProfile, target, &p.type_),
-            (None, Some(a)) if a == "unconfined" => {
-                report.kept(Field::SeccompProfile, target, format!("annotation {a}"))
+            (Some(_), _) => {}
+            (None, Some(a)) if !runtime_default(a) => {
+                report.kept(Field::SeccompProfile, target, format!("annotation {a}"));
+                inheriting.push((slot, true));
             }
-            (None, None) => without.push(slot),
-            _ => {}
+            (None, _) => inheriting.push((slot, false)),
         }
     }
-    if pod_field.is_some() || pod_annotation.is_some() {
+    if pod_field.is_some() || pod_annotation.is_some_and(|a| !runtime_default(a)) {
         return;
     }
     let new_profile = || SeccompProfile {
         type_: profile.to_string(),
         localhost_profile: None,
     };
-    if ctx.pod_level {
+    if ctx.pod_level && inheriting.iter().all(|(_, guarded)| !guarded) {
         pod_sc_mut(spec).seccomp_profile = Some(new_profile());
         report.added(Field::SeccompProfile, Target::Pod);
         return;
     }
-    for slot in without {
-        container_sc_mut(spec, slot).seccomp_profile = Some(new_profile());
+    for (slot, guarded) in inheriting {
         let c = containers::get(ctx.orig, slot).expect("slot from in_scope");
-        report.added(Field::SeccompProfile, containers::target(slot, c));
+        let target = containers::target(slot, c);
+        if guarded {
+            report.skipped(Field::SeccompProfile, target, Guard::LegacyAnnotation);
+        } else {
+            container_sc_mut(spec, slot).seccomp_profile = Some(new_profile());
+            report.added(Field::SeccompProfile, target);
+        }
     }
 }
 

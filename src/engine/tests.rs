@@ -1,0 +1,382 @@
+//! Table tests for every rule and guard: a pod in YAML, the patch expected
+//! (one `path = value` line per operation, paths relative to the pod spec)
+//! and what the report must say.
+
+use super::*;
+use k8s_openapi::api::core::v1::Pod;
+use rstest::rstest;
+
+fn harden_yaml(pod: &str, baseline: &Baseline, scope: Scope, allow_opt_out: bool) -> Hardening {
+    let pod: Pod = serde_yaml::from_str(pod).expect("test pod parses");
+    let policy = Policy {
+        baseline,
+        allow_opt_out,
+    };
+    harden(&pod.metadata, pod.spec.as_ref().expect("spec"), &scope, policy).expect("engine")
+}
+
+fn ops(h: &Hardening) -> Vec<String> {
+    h.ops
+        .iter()
+        .map(|op| match op {
+            json_patch::PatchOperation::Add(a) => format!("{} = {}", a.path, a.value),
+            other => panic!("not an add: {other:?}"),
+        })
+        .collect()
+}
+
+fn skipped(h: &Hardening) -> Vec<String> {
+    h.report
+        .skipped
+        .iter()
+        .map(|s| format!("{} {} {:?}", s.target, s.field, s.guard))
+        .collect()
+}
+
+fn kept(h: &Hardening) -> Vec<String> {
+    h.report
+        .kept
+        .iter()
+        .map(|k| format!("{} {}={}", k.target, k.field, k.value))
+        .collect()
+}
+
+fn remaining(h: &Hardening) -> Vec<String> {
+    h.report.remaining.iter().map(ToString::to_string).collect()
+}
+
+const POD_SC: &str = r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}}"#;
+const C0_SC: &str =
+    r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}"#;
+
+#[rstest]
+#[case::bare_pod_gets_the_whole_baseline(
+    "spec: {containers: [{name: app, image: nginx}]}",
+    &[POD_SC, C0_SC],
+)]
+#[case::null_security_contexts_count_as_absent(
+    "spec: {securityContext: null, containers: [{name: app, image: nginx, securityContext: null}]}",
+    &[POD_SC, C0_SC],
+)]
+#[case::existing_context_gets_only_missing_members(
+    "spec: {securityContext: {runAsUser: 1000, seccompProfile: {type: Localhost, localhostProfile: p.json}}, containers: [{name: app, image: nginx, securityContext: {readOnlyRootFilesystem: true}}]}",
+    &[
+        "/securityContext/fsGroup = 65532",
+        r#"/securityContext/fsGroupChangePolicy = "OnRootMismatch""#,
+        "/securityContext/runAsGroup = 65532",
+        "/securityContext/runAsNonRoot = true",
+        "/containers/0/securityContext/allowPrivilegeEscalation = false",
+        r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
+    ],
+)]
+#[case::existing_add_list_is_kept_beside_drop_all(
+    "spec: {securityContext: {runAsNonRoot: true, runAsUser: 1, runAsGroup: 1, fsGroup: 1, seccompProfile: {type: RuntimeDefault}}, containers: [{name: app, image: nginx, securityContext: {allowPrivilegeEscalation: false, capabilities: {add: [NET_BIND_SERVICE]}}}]}",
+    &[r#"/containers/0/securityContext/capabilities/drop = ["ALL"]"#],
+)]
+#[case::explicit_fs_group_keeps_its_own_change_policy(
+    "spec: {securityContext: {fsGroup: 2000, runAsNonRoot: true, runAsUser: 1, runAsGroup: 1, seccompProfile: {type: RuntimeDefault}}, containers: [{name: app, image: nginx, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]}",
+    &[],
+)]
+#[case::init_containers_and_native_sidecars_are_hardened(
+    "spec: {securityContext: {runAsNonRoot: true, runAsUser: 1, runAsGroup: 1, fsGroup: 1, seccompProfile: {type: RuntimeDefault}}, initContainers: [{name: init, image: busybox}, {name: proxy, image: envoy, restartPolicy: Always}], containers: [{name: app, image: nginx, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]}",
+    &[
+        r#"/initContainers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}"#,
+        r#"/initContainers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}"#,
+    ],
+)]
+fn adds_exactly_what_is_missing(#[case] pod: &str, #[case] expected: &[&str]) {
+    let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
+    assert_eq!(ops(&h), expected);
+}
+
+#[rstest]
+#[case::insecure_container_values_are_kept_and_reported(
+    "spec: {containers: [{name: app, image: nginx, securityContext: {allowPrivilegeEscalation: true, runAsUser: 0, seccompProfile: {type: Unconfined}, capabilities: {drop: [NET_RAW]}}}]}",
+    &[
+        r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+    ],
+    &[
+        "container \"app\" runAsUser=0",
+        "container \"app\" seccompProfile=\"Unconfined\"",
+        "container \"app\" allowPrivilegeEscalation=true",
+        "container \"app\" capabilities=[\"NET_RAW\"]",
+    ],
+    &[
+        "container \"app\" runAsNonRoot ExplicitRoot",
+        "container \"app\" runAsGroup ExplicitRoot",
+    ],
+)]
+#[case::pod_level_root_keeps_every_container_root(
+    "spec: {securityContext: {runAsUser: 0}, containers: [{name: a, image: x}, {name: b, image: y}]}",
+    &[
+        "/securityContext/fsGroup = 65532",
+        r#"/securityContext/fsGroupChangePolicy = "OnRootMismatch""#,
+        r#"/securityContext/seccompProfile = {"type":"RuntimeDefault"}"#,
+        r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}"#,
+        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}"#,
+    ],
+    &["pod runAsUser=0"],
+    &[
+        "container \"a\" runAsNonRoot ExplicitRoot",
+        "container \"b\" runAsNonRoot ExplicitRoot",
+        "container \"a\" runAsGroup ExplicitRoot",
+        "container \"b\" runAsGroup ExplicitRoot",
+    ],
+)]
+#[case::one_root_container_moves_identity_to_the_others(
+    "spec: {containers: [{name: root, image: x, securityContext: {runAsUser: 0}}, {name: app, image: y}]}",
+    &[
+        r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+        r#"/containers/0/securityContext/allowPrivilegeEscalation = false"#,
+        r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
+        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true}"#,
+    ],
+    &["container \"root\" runAsUser=0"],
+    &["container \"root\" runAsNonRoot ExplicitRoot", "container \"root\" runAsGroup ExplicitRoot"],
+)]
+#[case::run_as_non_root_false_is_an_explicit_choice_of_root(
+    "spec: {containers: [{name: legacy, image: x, securityContext: {runAsNonRoot: false}}, {name: app, image: y}]}",
+    &[
+        r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+        r#"/containers/0/securityContext/allowPrivilegeEscalation = false"#,
+        r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
+        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsUser":65532}"#,
+    ],
+    &["container \"legacy\" runAsNonRoot=false"],
+    &["container \"legacy\" runAsUser ExplicitRoot", "container \"legacy\" runAsGroup ExplicitRoot"],
+)]
+#[case::privileged_container_keeps_escalation_capabilities_and_identity(
+    "spec: {securityContext: {seccompProfile: {type: RuntimeDefault}, fsGroup: 1}, containers: [{name: agent, image: x, securityContext: {privileged: true}}]}",
+    &[],
+    &[],
+    &[
+        "container \"agent\" runAsNonRoot Privileged",
+        "container \"agent\" runAsUser Privileged",
+        "container \"agent\" runAsGroup Privileged",
+        "container \"agent\" allowPrivilegeEscalation Privileged",
+        "container \"agent\" capabilities Privileged",
+    ],
+)]
+#[case::sys_admin_keeps_escalation(
+    "spec: {securityContext: {runAsNonRoot: true, runAsUser: 1, runAsGroup: 1, fsGroup: 1, seccompProfile: {type: RuntimeDefault}}, containers: [{name: a, image: x, securityContext: {capabilities: {add: [SYS_ADMIN]}}}, {name: b, image: x, securityContext: {capabilities: {add: [CAP_SYS_ADMIN], drop: [ALL]}}}]}",
+    &[r#"/containers/0/securityContext/capabilities/drop = ["ALL"]"#],
+    &[],
+    &["container \"a\" allowPrivilegeEscalation SysAdmin", "container \"b\" allowPrivilegeEscalation SysAdmin"],
+)]
+#[case::legacy_pod_seccomp_annotation_is_the_explicit_profile(
+    "metadata: {annotations: {seccomp.security.alpha.kubernetes.io/pod: unconfined}}\nspec: {securityContext: {runAsNonRoot: true, runAsUser: 1, runAsGroup: 1, fsGroup: 1}, containers: [{name: a, image: x, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]}",
+    &[],
+    &["pod seccompProfile=\"annotation unconfined\""],
+    &[],
+)]
+fn explicit_values_and_guards(
+    #[case] pod: &str,
+    #[case] expected_ops: &[&str],
+    #[case] expected_kept: &[&str],
+    #[case] expected_skipped: &[&str],
+) {
+    let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
+    assert_eq!(ops(&h), expected_ops, "ops");
+    assert_eq!(kept(&h), expected_kept, "kept");
+    assert_eq!(skipped(&h), expected_skipped, "skipped");
+}
+
+#[rstest]
+#[case::windows_os("spec: {os: {name: windows}, containers: [{name: a, image: x}]}", Untouched::Windows)]
+#[case::windows_node_selector(
+    "spec: {nodeSelector: {kubernetes.io/os: windows}, containers: [{name: a, image: x}]}",
+    Untouched::Windows
+)]
+#[case::host_process_pod(
+    "spec: {securityContext: {windowsOptions: {hostProcess: true}}, hostNetwork: true, containers: [{name: a, image: x}]}",
+    Untouched::HostProcess
+)]
+#[case::host_process_container(
+    "spec: {containers: [{name: a, image: x, securityContext: {windowsOptions: {hostProcess: true}}}]}",
+    Untouched::HostProcess
+)]
+#[case::mirror_pod(
+    "metadata: {annotations: {kubernetes.io/config.mirror: abc}}\nspec: {containers: [{name: a, image: x}]}",
+    Untouched::MirrorPod
+)]
+#[case::opted_out_pod(
+    "metadata: {annotations: {secure-defaults.io/skip: 'true'}}\nspec: {containers: [{name: a, image: x}]}",
+    Untouched::OptedOut
+)]
+fn pods_left_alone(#[case] pod: &str, #[case] reason: Untouched) {
+    let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
+    assert_eq!(h.report.untouched, Some(reason));
+    assert!(h.ops.is_empty(), "{:?}", ops(&h));
+    assert!(
+        !h.report.remaining.is_empty(),
+        "the report still says what restricted rejects"
+    );
+}
+
+#[test]
+fn opt_out_is_ignored_when_the_operator_forbids_it() {
+    let pod = "metadata: {annotations: {secure-defaults.io/skip: 'true'}}\nspec: {containers: [{name: a, image: x}]}";
+    let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, false);
+    assert_eq!(h.report.untouched, None);
+    assert!(h.opt_out.whole_pod && !h.opt_out_honoured);
+    assert_eq!(ops(&h), [POD_SC, C0_SC]);
+}
+
+#[test]
+fn opted_out_fields_are_skipped_and_reported() {
+    let pod = "metadata: {annotations: {secure-defaults.io/skip-fields: 'runAsUser,capabilities'}}\nspec: {containers: [{name: a, image: x}]}";
+    let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
+    assert_eq!(
+        ops(&h),
+        [
+            r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsGroup":65532,"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+            r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false}"#,
+        ]
+    );
+    assert_eq!(skipped(&h), ["pod runAsUser OptedOut", "pod capabilities OptedOut"]);
+}
+
+#[test]
+fn opt_in_fields_are_added_when_enabled() {
+    let baseline = Baseline {
+        read_only_root_filesystem: true,
+        app_armor_profile: Some(baseline::ProfileType::RuntimeDefault),
+        supplemental_groups: vec![5000],
+        ..Baseline::default()
+    };
+    let pod = "spec: {securityContext: {runAsNonRoot: true, runAsUser: 1, runAsGroup: 1, fsGroup: 1, seccompProfile: {type: RuntimeDefault}}, containers: [{name: a, image: x, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}, {name: b, image: x, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, readOnlyRootFilesystem: false}}]}";
+    let h = harden_yaml(pod, &baseline, Scope::Pod, true);
+    assert_eq!(
+        ops(&h),
+        [
+            "/securityContext/supplementalGroups = [5000]",
+            r#"/containers/0/securityContext/appArmorProfile = {"type":"RuntimeDefault"}"#,
+            "/containers/0/securityContext/readOnlyRootFilesystem = true",
+            r#"/containers/1/securityContext/appArmorProfile = {"type":"RuntimeDefault"}"#,
+        ]
+    );
+    assert_eq!(kept(&h), ["container \"b\" readOnlyRootFilesystem=false"]);
+}
+
+#[test]
+fn legacy_apparmor_annotation_keeps_the_container_profile() {
+    let baseline = Baseline {
+        app_armor_profile: Some(baseline::ProfileType::RuntimeDefault),
+        ..Baseline::default()
+    };
+    let pod = "metadata: {annotations: {container.apparmor.security.beta.kubernetes.io/a: unconfined}}\nspec: {securityContext: {runAsNonRoot: true, runAsUser: 1, runAsGroup: 1, fsGroup: 1, seccompProfile: {type: RuntimeDefault}}, containers: [{name: a, image: x, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}, {name: b, image: x, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]}";
+    let h = harden_yaml(pod, &baseline, Scope::Pod, true);
+    assert_eq!(
+        ops(&h),
+        [r#"/containers/1/securityContext/appArmorProfile = {"type":"RuntimeDefault"}"#]
+    );
+    assert_eq!(kept(&h), ["container \"a\" appArmorProfile=\"annotation unconfined\""]);
+    assert_eq!(
+        remaining(&h),
+        ["appArmorProfile: container \"a\": annotation apparmor unconfined"]
+    );
+}
+
+#[test]
+fn disabled_baseline_fields_are_not_added() {
+    let baseline = Baseline {
+        run_as_non_root: false,
+        run_as_user: None,
+        run_as_group: None,
+        fs_group: None,
+        seccomp_profile: None,
+        allow_privilege_escalation: None,
+        drop_all_capabilities: false,
+        ..Baseline::default()
+    };
+    let h = harden_yaml("spec: {containers: [{name: a, image: x}]}", &baseline, Scope::Pod, true);
+    assert!(h.ops.is_empty(), "{:?}", ops(&h));
+}
+
+const DEBUG_POD: &str = "spec:
+  containers: [{name: app, image: x}]
+  ephemeralContainers:
+    - {name: debugger-old, image: busybox}
+    - {name: debugger-new, image: busybox}
+";
+
+#[test]
+fn ephemeral_update_hardens_only_the_new_container_at_container_level() {
+    let scope = Scope::EphemeralContainers(vec!["debugger-new".into()]);
+    let h = harden_yaml(DEBUG_POD, &Baseline::default(), scope, true);
+    assert_eq!(
+        ops(&h),
+        [
+            r#"/ephemeralContainers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}}"#
+        ]
+    );
+}
+
+#[test]
+fn ephemeral_update_inherits_what_the_pod_already_has() {
+    let pod = "spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
+  containers: [{name: app, image: x}]
+  ephemeralContainers: [{name: dbg, image: busybox, securityContext: {capabilities: {add: [SYS_PTRACE]}}}]
+";
+    let scope = Scope::EphemeralContainers(vec!["dbg".into()]);
+    let h = harden_yaml(pod, &Baseline::default(), scope, true);
+    assert_eq!(
+        ops(&h),
+        [
+            "/ephemeralContainers/0/securityContext/allowPrivilegeEscalation = false",
+            r#"/ephemeralContainers/0/securityContext/capabilities/drop = ["ALL"]"#,
+            "/ephemeralContainers/0/securityContext/runAsGroup = 65532",
+        ]
+    );
+}
+
+#[test]
+fn remaining_names_what_no_default_can_fix() {
+    let pod = "spec:
+  hostNetwork: true
+  hostPID: true
+  securityContext: {sysctls: [{name: kernel.msgmax, value: '1'}, {name: net.ipv4.tcp_syncookies, value: '1'}], seLinuxOptions: {type: spc_t}}
+  volumes: [{name: data, hostPath: {path: /var}}, {name: cfg, configMap: {name: c}}, {name: share, nfs: {server: s, path: /}}]
+  containers:
+    - name: app
+      image: x
+      ports: [{containerPort: 80, hostPort: 80}]
+      securityContext: {procMount: Unmasked, capabilities: {add: [NET_ADMIN, NET_BIND_SERVICE]}}
+";
+    let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
+    assert_eq!(
+        remaining(&h),
+        [
+            "hostNamespaces: hostNetwork=true",
+            "hostNamespaces: hostPID=true",
+            "hostPathVolumes: hostPath volume \"data\"",
+            "restrictedVolumes: nfs volume \"share\"",
+            "seLinuxOptions: seLinuxOptions type=spc_t",
+            "sysctls: sysctl kernel.msgmax",
+            "capabilities: container \"app\": capabilities.add=[\"NET_ADMIN\"]",
+            "hostPorts: container \"app\": hostPort [80]",
+            "procMount: container \"app\": procMount=Unmasked",
+        ]
+    );
+}
+
+#[test]
+fn hardened_bare_pod_passes_restricted() {
+    let h = harden_yaml(
+        "spec: {containers: [{name: a, image: x}]}",
+        &Baseline::default(),
+        Scope::Pod,
+        true,
+    );
+    assert_eq!(remaining(&h), Vec::<String>::new());
+}
+
+#[test]
+fn report_order_is_stable() {
+    let pod = "spec: {containers: [{name: b, image: x, securityContext: {runAsUser: 0}}, {name: a, image: y}], initContainers: [{name: i, image: z, securityContext: {allowPrivilegeEscalation: true}}]}";
+    let first = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
+    for _ in 0..5 {
+        assert_eq!(harden_yaml(pod, &Baseline::default(), Scope::Pod, true), first);
+    }
+}
