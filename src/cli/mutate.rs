@@ -91,8 +91,17 @@ pub fn run(args: &MutateArgs) -> Result<()> {
     if !args.quiet && args.output != Output::Diff {
         eprint!("{}", summary(&docs));
     }
-    print!("{out}");
-    Ok(())
+    write_stdout(&out)
+}
+
+/// Write everything at once; a closed pipe (`| head`) is not an error.
+fn write_stdout(out: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to standard output"),
+    }
 }
 
 /// Split a stream into documents. JSON input may hold several values; YAML

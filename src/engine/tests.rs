@@ -342,6 +342,7 @@ fn remaining_names_what_no_default_can_fix() {
     - name: app
       image: x
       ports: [{containerPort: 80, hostPort: 80}]
+      readinessProbe: {httpGet: {host: 10.0.0.1, port: 80}}
       securityContext: {procMount: Unmasked, capabilities: {add: [NET_ADMIN, NET_BIND_SERVICE]}}
 ";
     let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
@@ -356,6 +357,7 @@ fn remaining_names_what_no_default_can_fix() {
             "sysctls: sysctl kernel.msgmax",
             "capabilities: container \"app\": capabilities.add=[\"NET_ADMIN\"]",
             "hostPorts: container \"app\": hostPort [80]",
+            "hostProbesAndHostLifecycle: container \"app\": host set in readinessProbe",
             "procMount: container \"app\": procMount=Unmasked",
         ]
     );

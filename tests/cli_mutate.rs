@@ -1,0 +1,121 @@
+//! `secure-defaults mutate` as a user runs it: the real binary, files and pipes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn mutate(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secure-defaults"))
+        .arg("mutate")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: app, image: nginx}]}\n";
+
+#[test]
+fn yaml_from_stdin_is_hardened_and_other_kinds_pass_through_in_order() {
+    let input = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata: {{a: b}}\n---\n{POD}");
+    let o = mutate(&["-f", "-"], &input);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let docs: Vec<serde_json::Value> = secure_defaults::cli::mutate::parse_documents(&stdout(&o)).unwrap();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["kind"], "ConfigMap");
+    assert_eq!(docs[0]["data"]["a"], "b");
+    assert_eq!(docs[1]["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(docs[1]["spec"]["containers"][0]["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert!(stderr(&o).contains("Pod/p: 8 added"), "{}", stderr(&o));
+}
+
+#[test]
+fn json_output_is_the_object_for_one_document_and_a_list_for_several() {
+    let one = mutate(&["-f", "-", "-o", "json", "-q"], POD);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&one)).unwrap();
+    assert_eq!(v["kind"], "Pod");
+    assert!(stderr(&one).is_empty(), "-q prints no summary");
+
+    let two = mutate(&["-f", "-", "-f", "examples/legacy-app.yaml", "-o", "json", "-q"], POD);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&two)).unwrap();
+    assert_eq!(v["kind"], "List");
+    assert_eq!(v["items"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn patch_output_is_one_rfc6902_patch_per_document_relative_to_it() {
+    let o = mutate(&["-f", "examples/legacy-app.yaml", "-o", "patch", "-q"], "");
+    assert!(o.status.success());
+    let patches: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&stdout(&o))
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(patches.len(), 4, "one per document, the Service's empty");
+    assert_eq!(patches[0], serde_json::json!([]));
+    let ops = patches[1].as_array().unwrap();
+    assert!(ops.iter().all(|op| op["op"] == "add"));
+    assert!(ops.iter().any(|op| op["path"] == "/spec/template/spec/securityContext"));
+}
+
+#[test]
+fn diff_output_shows_added_lines_and_a_summary() {
+    let o = mutate(&["-f", "-", "-o", "diff"], POD);
+    let out = stdout(&o);
+    assert!(out.contains("+++ b/(stdin)"), "{out}");
+    assert!(out.contains("+    runAsNonRoot: true"), "{out}");
+    assert!(out.contains("1 pod spec(s) in 1 document(s): 8 field(s) added"), "{out}");
+}
+
+#[test]
+fn config_file_switches_on_opt_in_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, "baseline:\n  readOnlyRootFilesystem: true\n").unwrap();
+    let o = mutate(&["-f", "-", "-o", "json", "--config", cfg.to_str().unwrap()], POD);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
+}
+
+#[test]
+fn bad_input_fails_with_file_document_and_reason_and_prints_nothing() {
+    let input = format!("{POD}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: q}}\nspec: {{containers: {{name: a}}}}\n");
+    let o = mutate(&["-f", "-"], &input);
+    assert!(!o.status.success());
+    assert!(stdout(&o).is_empty(), "nothing written half-way");
+    let err = stderr(&o);
+    assert!(err.contains("(stdin): document 2") && err.contains("spec"), "{err}");
+
+    let o = mutate(&["-f", "-"], "a: [\n");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("invalid YAML"), "{}", stderr(&o));
+
+    let o = mutate(&["-f", "does-not-exist.yaml"], "");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("does-not-exist.yaml"), "{}", stderr(&o));
+
+    let o = mutate(&["-f", "-"], "- just\n- a list\n");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a Kubernetes object"), "{}", stderr(&o));
+}
+
+#[test]
+fn invalid_config_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, "baseline:\n  runAsUser: 0\n").unwrap();
+    let o = mutate(&["-f", "-", "--config", cfg.to_str().unwrap()], POD);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("runAsUser"), "{}", stderr(&o));
+}

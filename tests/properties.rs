@@ -1,0 +1,225 @@
+//! Property tests of the engine's invariants on generated pods:
+//! add-only, nothing of the original lost (unknown fields included), explicit
+//! values preserved, idempotent, and every Linux container passes the
+//! defaultable `restricted` checks unless an explicit value or a guard says why.
+
+use json_patch::PatchOperation;
+use proptest::prelude::*;
+use secure_defaults::engine::{Baseline, Check, Field, Policy, Report, Target};
+use secure_defaults::manifest::harden_object;
+use serde_json::{json, Map, Value};
+
+fn opt<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {
+    prop_oneof![2 => Just(None), 1 => s.prop_map(Some)].boxed()
+}
+
+fn seccomp() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(json!({"type": "RuntimeDefault"})),
+        Just(json!({"type": "Unconfined"})),
+        Just(json!({"type": "Localhost", "localhostProfile": "p.json"})),
+    ]
+}
+
+fn object(fields: Vec<(&'static str, Option<Value>)>) -> Value {
+    Value::Object(fields.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect::<Map<_, _>>())
+}
+
+fn container_sc() -> impl Strategy<Value = Option<Value>> {
+    let caps = (
+        opt(proptest::sample::subsequence(vec!["NET_BIND_SERVICE", "SYS_ADMIN", "CAP_SYS_ADMIN", "NET_RAW"], 0..=2)),
+        opt(proptest::sample::subsequence(vec!["ALL", "NET_RAW"], 0..=2)),
+        any::<bool>(),
+    )
+        .prop_map(|(add, drop, unknown)| {
+            object(vec![
+                ("add", add.map(|a| json!(a))),
+                ("drop", drop.map(|d| json!(d))),
+                ("futureCapabilityField", unknown.then(|| json!("x"))),
+            ])
+        });
+    let sc = (
+        (opt(any::<bool>()), opt(prop_oneof![Just(0i64), Just(1000i64)]), opt(Just(3000i64)), opt(any::<bool>())),
+        (opt(any::<bool>()), opt(caps), opt(any::<bool>()), opt(seccomp()), opt(Just("Unmasked")), any::<bool>()),
+    )
+        .prop_map(|((non_root, user, group, privileged), (ape, caps, rofs, seccomp, proc_mount, unknown))| {
+            object(vec![
+                ("runAsNonRoot", non_root.map(Value::Bool)),
+                ("runAsUser", user.map(|u| json!(u))),
+                ("runAsGroup", group.map(|g| json!(g))),
+                ("privileged", privileged.map(Value::Bool)),
+                ("allowPrivilegeEscalation", ape.map(Value::Bool)),
+                ("capabilities", caps),
+                ("readOnlyRootFilesystem", rofs.map(Value::Bool)),
+                ("seccompProfile", seccomp),
+                ("procMount", proc_mount.map(|m| json!(m))),
+                ("futureKnob", unknown.then(|| json!({"level": 3}))),
+            ])
+        });
+    prop_oneof![1 => Just(None), 1 => Just(Some(Value::Null)), 4 => sc.prop_map(Some)]
+}
+
+fn containers(prefix: &'static str, range: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Value>> {
+    proptest::collection::vec((container_sc(), any::<bool>()), range).prop_map(move |cs| {
+        cs.into_iter()
+            .enumerate()
+            .map(|(i, (sc, unknown))| {
+                let mut c = json!({"name": format!("{prefix}{i}"), "image": "registry.example.com/app:1"});
+                if let Some(sc) = sc {
+                    c["securityContext"] = sc;
+                }
+                if unknown {
+                    c["futureContainerField"] = json!([1, 2]);
+                }
+                c
+            })
+            .collect()
+    })
+}
+
+fn pod_sc() -> impl Strategy<Value = Option<Value>> {
+    let sc = (
+        opt(any::<bool>()),
+        opt(prop_oneof![Just(0i64), Just(1000i64)]),
+        opt(Just(3000i64)),
+        opt(Just(2000i64)),
+        opt(Just("Always")),
+        opt(seccomp()),
+        any::<bool>(),
+    )
+        .prop_map(|(non_root, user, group, fs_group, policy, seccomp, unknown)| {
+            object(vec![
+                ("runAsNonRoot", non_root.map(Value::Bool)),
+                ("runAsUser", user.map(|u| json!(u))),
+                ("runAsGroup", group.map(|g| json!(g))),
+                ("fsGroup", fs_group.map(|g| json!(g))),
+                ("fsGroupChangePolicy", policy.map(|p| json!(p))),
+                ("seccompProfile", seccomp),
+                ("futurePodKnob", unknown.then(|| json!(7))),
+            ])
+        });
+    prop_oneof![1 => Just(None), 1 => Just(Some(Value::Null)), 4 => sc.prop_map(Some)]
+}
+
+fn annotations() -> impl Strategy<Value = Value> {
+    proptest::sample::subsequence(
+        vec![
+            ("seccomp.security.alpha.kubernetes.io/pod", "runtime/default"),
+            ("seccomp.security.alpha.kubernetes.io/pod", "unconfined"),
+            ("container.seccomp.security.alpha.kubernetes.io/c0", "unconfined"),
+            ("container.seccomp.security.alpha.kubernetes.io/c1", "runtime/default"),
+            ("container.apparmor.security.beta.kubernetes.io/c0", "unconfined"),
+            ("secure-defaults.io/skip-fields", "runAsUser,readOnlyRootFilesystem"),
+            ("example.com/with~tilde/and/slash", "kept"),
+        ],
+        0..=3,
+    )
+    .prop_map(|pairs| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect()))
+}
+
+prop_compose! {
+    fn pod()(
+        annotations in annotations(),
+        os in prop_oneof![6 => Just(None), 1 => Just(Some("linux")), 1 => Just(Some("windows"))],
+        sc in pod_sc(),
+        init in containers("i", 0..3),
+        main in containers("c", 1..4),
+        host_network in any::<bool>(),
+        unknown in any::<bool>(),
+    ) -> Value {
+        let mut spec = json!({"containers": main});
+        if !init.is_empty() { spec["initContainers"] = json!(init); }
+        if let Some(os) = os { spec["os"] = json!({"name": os}); }
+        if let Some(sc) = sc { spec["securityContext"] = sc; }
+        if host_network { spec["hostNetwork"] = json!(true); }
+        if unknown { spec["futurePodField"] = json!({"enabled": true}); }
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": annotations}, "spec": spec})
+    }
+}
+
+fn baseline() -> impl Strategy<Value = Baseline> {
+    (any::<bool>(), any::<bool>()).prop_map(|(rofs, apparmor)| Baseline {
+        read_only_root_filesystem: rofs,
+        app_armor_profile: apparmor.then_some(secure_defaults::engine::baseline::ProfileType::RuntimeDefault),
+        ..Baseline::default()
+    })
+}
+
+/// Every value of `before` (but nulls, which the API treats as absent) is in `after` unchanged.
+fn assert_preserved(before: &Value, after: &Value, path: &str) -> Result<(), TestCaseError> {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, v) in b {
+                if v.is_null() {
+                    continue;
+                }
+                let child = a.get(k).ok_or_else(|| TestCaseError::fail(format!("{path}/{k} was dropped")))?;
+                assert_preserved(v, child, &format!("{path}/{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            prop_assert_eq!(b.len(), a.len(), "array length changed at {}", path);
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                assert_preserved(bv, av, &format!("{path}/{i}"))?;
+            }
+            Ok(())
+        }
+        (b, a) => {
+            prop_assert_eq!(b, a, "value changed at {}", path);
+            Ok(())
+        }
+    }
+}
+
+/// A defaultable check the hardened pod still fails is explained by an
+/// explicit value, a guard, or the pod being left alone.
+fn assert_explained(report: &Report) -> Result<(), TestCaseError> {
+    if report.untouched.is_some() {
+        return Ok(());
+    }
+    for v in &report.remaining {
+        let field = match v.check {
+            Check::RunAsNonRoot => Field::RunAsNonRoot,
+            Check::SeccompProfile => Field::SeccompProfile,
+            Check::AllowPrivilegeEscalation => Field::AllowPrivilegeEscalation,
+            Check::Capabilities if v.detail.contains("drop") => Field::DropCapabilities,
+            _ => continue,
+        };
+        let explained = |target: &Target| *target == v.target || *target == Target::Pod;
+        let ok = report.kept.iter().any(|k| k.field == field && explained(&k.target))
+            || report.skipped.iter().any(|s| s.field == field && explained(&s.target));
+        prop_assert!(ok, "unexplained violation {} in {:#?}", v, report);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_invariants(pod in pod(), baseline in baseline()) {
+        let policy = Policy { baseline: &baseline, allow_opt_out: true };
+        let h = harden_object(&pod, policy).unwrap().expect("a Pod has a pod spec");
+
+        // Add-only, onto members that are absent (or null).
+        for op in &h.patch.0 {
+            let PatchOperation::Add(add) = op else {
+                return Err(TestCaseError::fail(format!("not an add: {op:?}")));
+            };
+            let existing = add.path.resolve(&pod).ok();
+            prop_assert!(existing.is_none_or(Value::is_null), "add over an existing value at {}", add.path);
+        }
+
+        // Applies to the raw JSON, and keeps all of it.
+        let mut hardened = pod.clone();
+        json_patch::patch(&mut hardened, &h.patch).unwrap();
+        assert_preserved(&pod, &hardened, "")?;
+
+        // Idempotent: a second pass (or a reinvocation) changes nothing.
+        let again = harden_object(&hardened, policy).unwrap().unwrap();
+        prop_assert!(again.patch.0.is_empty(), "second pass patched: {:?}", again.patch);
+
+        assert_explained(&h.hardening.report)?;
+    }
+}
