@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make e2e`: the end-to-end suite against a real control plane.
+#
+# 1. builds kube-apiserver, kube-controller-manager, kubectl and etcd from Go
+#    modules, once (cached in ~/.cache/secure-defaults/controlplane/VERSION);
+# 2. builds secure-defaults and the test crate before the control plane starts;
+# 3. starts etcd, kube-apiserver and kube-controller-manager on loopback and
+#    runs the scenarios (e2e/tests/*.rs) against them; tears down on exit.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+e2e/controlplane/build.sh >/dev/null
+
+cargo build --locked --bin secure-defaults
+cargo test --locked -p secure-defaults-e2e --no-run
+export SECURE_DEFAULTS_BIN="$repo/target/debug/secure-defaults"
+
+# The upstream Pod Security fixtures, from the module cache filled by build.sh.
+psa_dir=$(cd e2e/controlplane/k8s && go list -m -f '{{.Dir}}' k8s.io/pod-security-admission)
+export PSA_TESTDATA="$psa_dir/test/testdata"
+
+# Scenarios mostly wait on the API server: run more of them than there are cores.
+exec e2e/controlplane/with-controlplane.sh \
+  cargo test --locked -p secure-defaults-e2e -- --test-threads "${E2E_THREADS:-4}" "$@"
