@@ -540,3 +540,19 @@ async fn kube_admission_patch_encoding_is_accepted_by_the_api_server() -> Result
     assert_hardened(&a.body);
     unregister(&client, &mwc).await
 }
+
+/// Scenario 4: a field the product's API bindings do not know survives.
+/// secure-defaults is built with the 1.36 bindings; `spec.evictionResponders`
+/// is new in 1.37 (alpha, switched on in this API server).
+#[tokio::test]
+async fn field_unknown_to_the_bindings_survives() -> Result<()> {
+    let client = client().await;
+    let (_hook, ns, mwc) = hardened_namespace(&client, "unknown", "restricted", &config("enforce")).await?;
+    let responders = json!([{"name": "example.com/drainer", "priority": 10000}]);
+    let p = pod("newer", json!({"evictionResponders": responders, "containers": [{"name": "app", "image": "x"}]}));
+    let a = create(&client, &ns, "pods", &p, false).await?;
+    ensure!(a.ok(), "{} {}", a.status, a.body);
+    assert_eq!(a.body["spec"]["evictionResponders"], responders, "the newer field was dropped");
+    assert_hardened(&a.body);
+    unregister(&client, &mwc).await
+}

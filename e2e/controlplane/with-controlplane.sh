@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Run CMD against a fresh control plane:
+#   build (cached) -> up.sh in a new temp state dir -> CMD -> down.sh.
+#
+# Usage: with-controlplane.sh CMD [ARGS...]
+#
+# CMD runs with the variables of STATE_DIR/env exported (KUBECONFIG,
+# APISERVER_URL, BIN_DIR, CA_CERT, CA_KEY, ...) and BIN_DIR prepended to PATH
+# (so `kubectl` is the matching version). Exit status is CMD's. On success the
+# state dir is removed; on failure it is kept and its path printed, for the logs.
+# Set CONTROLPLANE_KEEP_STATE=1 to keep it always.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+if [[ $# -eq 0 ]]; then
+  echo "usage: $0 CMD [ARGS...]" >&2
+  exit 2
+fi
+
+BIN_DIR=$("$here/build.sh" | tail -n 1)
+export BIN_DIR
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/secure-defaults-cp.XXXXXX")
+rc=1
+finish() {
+  trap - EXIT INT TERM
+  "$here/down.sh" "$state" || true
+  if [[ $rc -eq 0 && ${CONTROLPLANE_KEEP_STATE:-0} != 1 ]]; then
+    rm -rf "$state"
+  else
+    echo "with-controlplane.sh: exit $rc; state and logs kept in $state" >&2
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'rc=130; finish' INT
+trap 'rc=143; finish' TERM
+
+"$here/up.sh" "$state"
+
+# shellcheck disable=SC1091
+. "$state/env"
+export PATH="$BIN_DIR:$PATH"
+
+# Not exec: the trap must run afterwards. `|| rc=$?` keeps set -e from
+# exiting before rc is recorded.
+rc=0
+"$@" || rc=$?
