@@ -20,11 +20,16 @@ export SECURE_DEFAULTS_BIN="$repo/target/debug/secure-defaults"
 psa_dir=$(cd e2e/controlplane/k8s && go list -m -f '{{.Dir}}' k8s.io/pod-security-admission)
 export PSA_TESTDATA="$psa_dir/test/testdata"
 
+# The install paths (kustomize, Helm, `secure-defaults certs`) on a control
+# plane of their own.
+bash hack/check-install.sh
+
 # The product is built with the Kubernetes 1.36 API bindings and tested
 # against a 1.37 API server, with a 1.37 alpha pod field switched on
 # (spec.evictionResponders): proof that a newer cluster's fields survive.
 export APISERVER_EXTRA_ARGS="${APISERVER_EXTRA_ARGS:-} --feature-gates=EvictionRequestAPI=true"
 
 # Scenarios mostly wait on the API server: run more of them than there are cores.
+export RUST_BACKTRACE=0
 exec e2e/controlplane/with-controlplane.sh \
   cargo test --locked -p secure-defaults-e2e -- --test-threads "${E2E_THREADS:-4}" "$@"

@@ -6,6 +6,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Mutate(args) => cli::mutate::run(args),
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Certs(args) => cli::certs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,7 +37,10 @@ fn yaml_from_stdin_is_hardened_and_other_kinds_pass_through_in_order() {
     assert_eq!(docs[0]["kind"], "ConfigMap");
     assert_eq!(docs[0]["data"]["a"], "b");
     assert_eq!(docs[1]["spec"]["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(docs[1]["spec"]["containers"][0]["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(
+        docs[1]["spec"]["containers"][0]["securityContext"]["capabilities"]["drop"][0],
+        "ALL"
+    );
     assert!(stderr(&o).contains("Pod/p: 8 added"), "{}", stderr(&o));
 }
 
@@ -75,7 +78,10 @@ fn diff_output_shows_added_lines_and_a_summary() {
     let out = stdout(&o);
     assert!(out.contains("+++ b/(stdin)"), "{out}");
     assert!(out.contains("+    runAsNonRoot: true"), "{out}");
-    assert!(out.contains("1 pod spec(s) in 1 document(s): 8 field(s) added"), "{out}");
+    assert!(
+        out.contains("1 pod spec(s) in 1 document(s): 8 field(s) added"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -85,12 +91,16 @@ fn config_file_switches_on_opt_in_fields() {
     std::fs::write(&cfg, "baseline:\n  readOnlyRootFilesystem: true\n").unwrap();
     let o = mutate(&["-f", "-", "-o", "json", "--config", cfg.to_str().unwrap()], POD);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        v["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
 }
 
 #[test]
 fn bad_input_fails_with_file_document_and_reason_and_prints_nothing() {
-    let input = format!("{POD}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: q}}\nspec: {{containers: {{name: a}}}}\n");
+    let input =
+        format!("{POD}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: q}}\nspec: {{containers: {{name: a}}}}\n");
     let o = mutate(&["-f", "-"], &input);
     assert!(!o.status.success());
     assert!(stdout(&o).is_empty(), "nothing written half-way");

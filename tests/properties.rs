@@ -22,12 +22,20 @@ fn seccomp() -> impl Strategy<Value = Value> {
 }
 
 fn object(fields: Vec<(&'static str, Option<Value>)>) -> Value {
-    Value::Object(fields.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect::<Map<_, _>>())
+    Value::Object(
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 fn container_sc() -> impl Strategy<Value = Option<Value>> {
     let caps = (
-        opt(proptest::sample::subsequence(vec!["NET_BIND_SERVICE", "SYS_ADMIN", "CAP_SYS_ADMIN", "NET_RAW"], 0..=2)),
+        opt(proptest::sample::subsequence(
+            vec!["NET_BIND_SERVICE", "SYS_ADMIN", "CAP_SYS_ADMIN", "NET_RAW"],
+            0..=2,
+        )),
         opt(proptest::sample::subsequence(vec!["ALL", "NET_RAW"], 0..=2)),
         any::<bool>(),
     )
@@ -39,23 +47,37 @@ fn container_sc() -> impl Strategy<Value = Option<Value>> {
             ])
         });
     let sc = (
-        (opt(any::<bool>()), opt(prop_oneof![Just(0i64), Just(1000i64)]), opt(Just(3000i64)), opt(any::<bool>())),
-        (opt(any::<bool>()), opt(caps), opt(any::<bool>()), opt(seccomp()), opt(Just("Unmasked")), any::<bool>()),
+        (
+            opt(any::<bool>()),
+            opt(prop_oneof![Just(0i64), Just(1000i64)]),
+            opt(Just(3000i64)),
+            opt(any::<bool>()),
+        ),
+        (
+            opt(any::<bool>()),
+            opt(caps),
+            opt(any::<bool>()),
+            opt(seccomp()),
+            opt(Just("Unmasked")),
+            any::<bool>(),
+        ),
     )
-        .prop_map(|((non_root, user, group, privileged), (ape, caps, rofs, seccomp, proc_mount, unknown))| {
-            object(vec![
-                ("runAsNonRoot", non_root.map(Value::Bool)),
-                ("runAsUser", user.map(|u| json!(u))),
-                ("runAsGroup", group.map(|g| json!(g))),
-                ("privileged", privileged.map(Value::Bool)),
-                ("allowPrivilegeEscalation", ape.map(Value::Bool)),
-                ("capabilities", caps),
-                ("readOnlyRootFilesystem", rofs.map(Value::Bool)),
-                ("seccompProfile", seccomp),
-                ("procMount", proc_mount.map(|m| json!(m))),
-                ("futureKnob", unknown.then(|| json!({"level": 3}))),
-            ])
-        });
+        .prop_map(
+            |((non_root, user, group, privileged), (ape, caps, rofs, seccomp, proc_mount, unknown))| {
+                object(vec![
+                    ("runAsNonRoot", non_root.map(Value::Bool)),
+                    ("runAsUser", user.map(|u| json!(u))),
+                    ("runAsGroup", group.map(|g| json!(g))),
+                    ("privileged", privileged.map(Value::Bool)),
+                    ("allowPrivilegeEscalation", ape.map(Value::Bool)),
+                    ("capabilities", caps),
+                    ("readOnlyRootFilesystem", rofs.map(Value::Bool)),
+                    ("seccompProfile", seccomp),
+                    ("procMount", proc_mount.map(|m| json!(m))),
+                    ("futureKnob", unknown.then(|| json!({"level": 3}))),
+                ])
+            },
+        );
     prop_oneof![1 => Just(None), 1 => Just(Some(Value::Null)), 4 => sc.prop_map(Some)]
 }
 
@@ -153,7 +175,9 @@ fn assert_preserved(before: &Value, after: &Value, path: &str) -> Result<(), Tes
                 if v.is_null() {
                     continue;
                 }
-                let child = a.get(k).ok_or_else(|| TestCaseError::fail(format!("{path}/{k} was dropped")))?;
+                let child = a
+                    .get(k)
+                    .ok_or_else(|| TestCaseError::fail(format!("{path}/{k} was dropped")))?;
                 assert_preserved(v, child, &format!("{path}/{k}"))?;
             }
             Ok(())

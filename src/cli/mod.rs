@@ -1,6 +1,8 @@
 //! The command line: one subcommand per use.
 
+pub mod certs;
 pub mod mutate;
+pub mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -19,4 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Harden manifests offline and show what the webhook would change.
     Mutate(mutate::MutateArgs),
+    /// Run the admission webhook: POST /mutate over TLS, probes and metrics on the admin port.
+    Serve(serve::ServeArgs),
+    /// Generate the webhook's CA, serving certificate, TLS Secret and caBundle (without cert-manager).
+    Certs(certs::CertsArgs),
 }

@@ -185,9 +185,15 @@ pub(crate) fn violations(spec: &PodSpec, annotations: Annotations) -> Vec<Violat
         if !host_ports.is_empty() {
             v(Check::HostPorts, target(), format!("hostPort {host_ports:?}"));
         }
-        let hosts = containers::get_container(spec, slot).map(probe_hosts).unwrap_or_default();
+        let hosts = containers::get_container(spec, slot)
+            .map(probe_hosts)
+            .unwrap_or_default();
         if !hosts.is_empty() {
-            v(Check::HostProbesAndHostLifecycle, target(), format!("host set in {}", hosts.join(", ")));
+            v(
+                Check::HostProbesAndHostLifecycle,
+                target(),
+                format!("host set in {}", hosts.join(", ")),
+            );
         }
         match (
             sc.and_then(|s| s.app_armor_profile.as_ref()),

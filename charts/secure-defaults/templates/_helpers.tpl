@@ -1,0 +1,38 @@
+{{/* Name of the objects: the release name if it contains the chart name, else RELEASE-CHART. */}}
+{{- define "secure-defaults.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "secure-defaults.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "secure-defaults.labels" -}}
+{{ include "secure-defaults.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "secure-defaults.tlsSecretName" -}}
+{{- .Values.certificates.secretName | default (printf "%s-tls" (include "secure-defaults.fullname" .)) -}}
+{{- end -}}
+
+{{- define "secure-defaults.configYaml" -}}
+{{- if .Values.configYaml -}}
+{{- .Values.configYaml -}}
+{{- else -}}
+{{- toYaml .Values.config -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The webhook's service DNS names, as the API server and the certificate use them. */}}
+{{- define "secure-defaults.dnsNames" -}}
+- {{ include "secure-defaults.fullname" . }}.{{ .Release.Namespace }}.svc
+- {{ include "secure-defaults.fullname" . }}.{{ .Release.Namespace }}.svc.cluster.local
+{{- end -}}

@@ -1,0 +1,677 @@
+//! The admission layer: an AdmissionReview's request in, the response and
+//! what happened (the [`Outcome`]) out.
+//!
+//! Pure: no I/O, no clock, no logging. The server reads the body, measures
+//! time and turns the outcome into a log line and metrics, so every decision
+//! made here is testable without HTTP.
+//!
+//! Handled: Pod CREATE (the whole pod) and UPDATE of `pods/ephemeralcontainers`
+//! (only the ephemeral containers that are new, as `kubectl debug` adds them).
+//! Anything else is allowed untouched.
+
+use crate::config::{Config, Mode};
+use crate::engine::annotations::{SKIP, SKIP_FIELDS};
+use crate::engine::report::{Added, ContainerKind, Target};
+use crate::engine::{self, Check, Field, Hardening, Policy, Report, Scope, Violation};
+use crate::manifest::prefixed;
+use crate::messages;
+use jsonptr::PointerBuf;
+use k8s_openapi::api::core::v1::PodSpec;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::response::StatusSummary;
+use kube::core::DynamicObject;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use thiserror::Error;
+
+/// The only AdmissionReview version this webhook speaks.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+pub const KIND: &str = "AdmissionReview";
+
+/// Audit annotation keys. The API server prefixes them with the webhook's
+/// name, so each must be a valid qualified name of at most 63 characters.
+pub mod keys {
+    pub const MODE: &str = "mode";
+    pub const ADDED: &str = "added";
+    pub const WOULD_ADD: &str = "would-add";
+    pub const DENIED: &str = "denied";
+    pub const WOULD_DENY: &str = "would-deny";
+    pub const OPT_OUT: &str = "opt-out";
+    pub const ERROR: &str = "error";
+    pub const ALL: [&str; 7] = [MODE, ADDED, WOULD_ADD, DENIED, WOULD_DENY, OPT_OUT, ERROR];
+}
+
+const PREFIX: &str = "secure-defaults: ";
+/// Audit annotation values and the deny message are cut here: the audit log
+/// and `kubectl` output stay readable, and the warnings carry the rest.
+const MAX_VALUE: usize = 2048;
+
+/// Why a body is not an AdmissionReview this webhook can answer. The server
+/// answers `400 Bad Request` with this one line: there is no uid to answer to.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BodyError {
+    #[error("empty body: expected an AdmissionReview")]
+    Empty,
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("body is not an AdmissionReview: {0}")]
+    NotAReview(String),
+    #[error("unsupported {field} {found:?}: this webhook speaks {API_VERSION} {KIND} (admissionReviewVersions: [v1])")]
+    Version { field: &'static str, found: String },
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+}
+
+/// A body that is an AdmissionReview.
+#[derive(Debug)]
+pub enum Parsed {
+    Request(Box<AdmissionRequest<DynamicObject>>),
+    /// A review with a uid whose request does not parse (for example its
+    /// object's metadata has an unexpected shape). It is answered, not refused.
+    Unreadable {
+        uid: String,
+        reason: String,
+    },
+}
+
+/// Read a request body. serde_json's recursion limit (128) stays on, so deeply
+/// nested JSON is an error, not a stack overflow.
+pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(BodyError::Empty);
+    }
+    match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
+        Ok(review) => {
+            check_version(&review.types.api_version, &review.types.kind)?;
+            let request = review.try_into().map_err(|_| BodyError::NoRequest)?;
+            Ok(Parsed::Request(Box::new(request)))
+        }
+        Err(e) if e.classify() != serde_json::error::Category::Data => Err(BodyError::NotJson(e.to_string())),
+        Err(e) => {
+            // Valid JSON of the wrong shape: answer with a review if it says which request it is.
+            let value: Value = serde_json::from_slice(body).map_err(|e| BodyError::NotJson(e.to_string()))?;
+            if !value.is_object() {
+                return Err(BodyError::NotAReview(e.to_string()));
+            }
+            let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+            check_version(&field("apiVersion"), &field("kind"))?;
+            match value.pointer("/request/uid").and_then(Value::as_str) {
+                Some(uid) if !uid.is_empty() => Ok(Parsed::Unreadable {
+                    uid: uid.to_string(),
+                    reason: e.to_string(),
+                }),
+                _ if value.get("request").is_none_or(Value::is_null) => Err(BodyError::NoRequest),
+                _ => Err(BodyError::NotAReview(e.to_string())),
+            }
+        }
+    }
+}
+
+fn check_version(api_version: &str, kind: &str) -> Result<(), BodyError> {
+    if api_version != API_VERSION {
+        return Err(BodyError::Version {
+            field: "apiVersion",
+            found: api_version.to_string(),
+        });
+    }
+    if kind != KIND {
+        return Err(BodyError::Version {
+            field: "kind",
+            found: kind.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// What the webhook decided, as the metric label `outcome`. In audit mode it
+/// is what enforce mode would have done; nothing is patched or denied then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decision {
+    /// Baseline fields added (a JSONPatch in enforce mode).
+    Patched,
+    /// A pod with nothing to add.
+    Unchanged,
+    /// The hardened pod fails a check on the deny list.
+    Denied,
+    /// Not a request this webhook handles (kind, operation, subresource).
+    Skipped,
+    /// The object cannot be read as a Pod: allowed untouched, with a warning.
+    Invalid,
+    /// An internal error: allowed untouched, with a warning.
+    Error,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Patched => "patched",
+            Decision::Unchanged => "unchanged",
+            Decision::Denied => "denied",
+            Decision::Skipped => "skipped",
+            Decision::Invalid => "invalid",
+            Decision::Error => "error",
+        }
+    }
+}
+
+/// Everything the server logs and counts about one review. No object content
+/// beyond names: logs must not carry secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub decision: Decision,
+    pub mode: Mode,
+    pub uid: String,
+    pub namespace: String,
+    /// The object's name; `generateName*` before the API server picks one.
+    pub name: String,
+    /// `CREATE`, `UPDATE`, `DELETE`, `CONNECT`, or `unknown` for an unreadable request.
+    pub operation: &'static str,
+    pub dry_run: bool,
+    /// Fields added; in audit mode, fields that would be added.
+    pub added: Vec<Added>,
+    /// Explicit values weaker than the baseline, kept as written.
+    pub kept: Vec<Field>,
+    /// Pod Security `restricted` checks the result still fails.
+    pub remaining: Vec<Check>,
+    /// The checks of `remaining` on the deny list.
+    pub denied: Vec<Check>,
+    /// For `Invalid` and `Error`: a short kind (a metric label) and the reason.
+    pub problem: Option<Problem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// One of [`problem`]'s kinds.
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+/// Kinds of [`Problem`] (the `kind` label of `secure_defaults_errors_total`).
+pub mod problem {
+    /// The object cannot be read as a Pod (or the request as a review).
+    pub const INVALID_OBJECT: &str = "invalid_object";
+    /// The engine refused to produce a patch.
+    pub const ENGINE: &str = "engine";
+    /// The patch could not be serialized.
+    pub const PATCH: &str = "patch";
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone)]
+pub struct Reviewed {
+    pub response: AdmissionResponse,
+    pub outcome: Outcome,
+}
+
+/// Answer a review whose request could not be read ([`Parsed::Unreadable`]):
+/// allowed, untouched, with a warning saying why.
+pub fn unreadable(uid: &str, reason: &str, config: &Config) -> Reviewed {
+    let mut response = AdmissionResponse::invalid("");
+    response.uid = uid.to_string();
+    response.allowed = true;
+    response.result = Default::default();
+    let outcome = Outcome {
+        uid: uid.to_string(),
+        operation: "unknown",
+        ..Outcome::new(Decision::Invalid, config.mode)
+    };
+    finish_unreadable(response, outcome, config, reason)
+}
+
+/// Answer one admission request.
+pub fn review(req: &AdmissionRequest<DynamicObject>, config: &Config) -> Reviewed {
+    let outcome = Outcome::of(req, config.mode);
+    let response = AdmissionResponse::from(req);
+    match subject(req) {
+        None => Reviewed {
+            response,
+            outcome: Outcome {
+                decision: Decision::Skipped,
+                ..outcome
+            },
+        },
+        Some(subject) => match harden(req, subject, config) {
+            Ok(Some(hardened)) => decide(req, config, hardened, outcome),
+            Ok(None) => Reviewed {
+                response,
+                outcome: Outcome {
+                    decision: Decision::Unchanged,
+                    ..outcome
+                },
+            },
+            Err(problem) => {
+                let decision = match problem.kind {
+                    problem::INVALID_OBJECT => Decision::Invalid,
+                    _ => Decision::Error,
+                };
+                let reason = problem.reason.clone();
+                let outcome = Outcome {
+                    decision,
+                    problem: Some(problem),
+                    ..outcome
+                };
+                finish_unreadable(response, outcome, config, &reason)
+            }
+        },
+    }
+}
+
+impl Outcome {
+    fn new(decision: Decision, mode: Mode) -> Outcome {
+        Outcome {
+            decision,
+            mode,
+            uid: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+            operation: "unknown",
+            dry_run: false,
+            added: Vec::new(),
+            kept: Vec::new(),
+            remaining: Vec::new(),
+            denied: Vec::new(),
+            problem: None,
+        }
+    }
+
+    fn of(req: &AdmissionRequest<DynamicObject>, mode: Mode) -> Outcome {
+        let generate_name = req
+            .object
+            .as_ref()
+            .and_then(|o| o.metadata.generate_name.as_deref())
+            .filter(|_| req.name.is_empty());
+        Outcome {
+            uid: req.uid.clone(),
+            namespace: req.namespace.clone().unwrap_or_default(),
+            name: match generate_name {
+                Some(g) => format!("{g}*"),
+                None => req.name.clone(),
+            },
+            operation: match req.operation {
+                Operation::Create => "CREATE",
+                Operation::Update => "UPDATE",
+                Operation::Delete => "DELETE",
+                Operation::Connect => "CONNECT",
+            },
+            dry_run: req.dry_run,
+            ..Outcome::new(Decision::Skipped, mode)
+        }
+    }
+}
+
+/// The requests this webhook changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    PodCreate,
+    /// `kubectl debug`: the only change to a running pod that adds containers.
+    EphemeralContainersUpdate,
+}
+
+fn subject(req: &AdmissionRequest<DynamicObject>) -> Option<Subject> {
+    let pods = req.resource.group.is_empty()
+        && req.resource.version == "v1"
+        && req.resource.resource == "pods"
+        && req.kind.kind == "Pod";
+    match (&req.operation, req.sub_resource.as_deref().filter(|s| !s.is_empty())) {
+        (Operation::Create, None) if pods => Some(Subject::PodCreate),
+        (Operation::Update, Some("ephemeralcontainers")) if pods => Some(Subject::EphemeralContainersUpdate),
+        _ => None,
+    }
+}
+
+struct Hardened {
+    scope: Scope,
+    hardening: Hardening,
+}
+
+/// Run the engine on the request's pod. `Ok(None)`: nothing in scope
+/// (an ephemeral-containers update that adds none).
+fn harden(
+    req: &AdmissionRequest<DynamicObject>,
+    subject: Subject,
+    config: &Config,
+) -> Result<Option<Hardened>, Problem> {
+    let invalid = |reason: String| Problem {
+        kind: problem::INVALID_OBJECT,
+        reason,
+    };
+    let object = req
+        .object
+        .as_ref()
+        .ok_or_else(|| invalid("the request has no object".into()))?;
+    let spec = match object.data.get("spec") {
+        None | Some(Value::Null) => return Err(invalid("the Pod has no spec".into())),
+        Some(spec) => PodSpec::deserialize(spec).map_err(|e| invalid(format!("the Pod's spec cannot be read: {e}")))?,
+    };
+    let scope = match subject {
+        Subject::PodCreate => Scope::Pod,
+        Subject::EphemeralContainersUpdate => {
+            let old = req
+                .old_object
+                .as_ref()
+                .ok_or_else(|| invalid("the update has no oldObject".into()))?;
+            let before: BTreeSet<&str> = old
+                .data
+                .pointer("/spec/ephemeralContainers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect();
+            let new: Vec<String> = spec
+                .ephemeral_containers
+                .iter()
+                .flatten()
+                .map(|c| c.name.clone())
+                .filter(|name| !before.contains(name.as_str()))
+                .collect();
+            if new.is_empty() {
+                return Ok(None);
+            }
+            Scope::EphemeralContainers(new)
+        }
+    };
+    let policy = Policy {
+        baseline: &config.baseline,
+        allow_opt_out: config.allow_pod_opt_out,
+    };
+    let hardening = engine::harden(&object.metadata, &spec, &scope, policy).map_err(|e| Problem {
+        kind: problem::ENGINE,
+        reason: e.to_string(),
+    })?;
+    Ok(Some(Hardened { scope, hardening }))
+}
+
+fn decide(
+    req: &AdmissionRequest<DynamicObject>,
+    config: &Config,
+    Hardened { scope, hardening }: Hardened,
+    outcome: Outcome,
+) -> Reviewed {
+    let audit = config.mode == Mode::Audit;
+    let mut report = hardening.report;
+    if let Scope::EphemeralContainers(names) = &scope {
+        // The rest of the pod is immutable here and was admitted before:
+        // warn and deny only about the containers being added.
+        report.remaining.retain(|v| is_new_ephemeral(&v.target, names));
+    }
+    let denied: Vec<&Violation> = report
+        .remaining
+        .iter()
+        .filter(|v| config.deny.contains(&v.check))
+        .collect();
+    let decision = if !denied.is_empty() {
+        Decision::Denied
+    } else if !hardening.ops.is_empty() {
+        Decision::Patched
+    } else {
+        Decision::Unchanged
+    };
+
+    let mut lines = Vec::new();
+    if audit && !denied.is_empty() {
+        lines.push(format!(
+            "audit mode: this pod would be denied: {}",
+            join_violations(&denied)
+        ));
+    }
+    let opt_out = &hardening.opt_out;
+    if !opt_out.is_empty() && !hardening.opt_out_honoured {
+        lines.push(format!(
+            "{SKIP} and {SKIP_FIELDS} ignored: this cluster does not allow pods to opt out"
+        ));
+    }
+    if !opt_out.unknown.is_empty() {
+        let known: Vec<&str> = Field::ALL.iter().map(|f| f.as_str()).collect();
+        lines.push(format!(
+            "unknown field names in {SKIP_FIELDS} ignored: {} (known: {})",
+            opt_out.unknown.join(", "),
+            known.join(", ")
+        ));
+    }
+    if audit {
+        lines.extend(would_add(&report));
+    }
+    let mut warnings: Vec<String> = lines.into_iter().map(|l| format!("{PREFIX}{l}")).collect();
+    warnings.extend(messages::warnings(&report));
+    let warnings = messages::bound(warnings);
+
+    let mut annotations = vec![(keys::MODE, mode_str(config.mode).to_string())];
+    let added_now = decision == Decision::Patched || (audit && !report.added.is_empty());
+    if added_now {
+        let key = if audit { keys::WOULD_ADD } else { keys::ADDED };
+        annotations.push((key, added_list(&report)));
+    }
+    if !denied.is_empty() {
+        let checks: BTreeSet<&str> = denied.iter().map(|v| v.check.as_str()).collect();
+        let key = if audit { keys::WOULD_DENY } else { keys::DENIED };
+        annotations.push((key, checks.into_iter().collect::<Vec<_>>().join(",")));
+    }
+    if !opt_out.is_empty() {
+        let value = if hardening.opt_out_honoured {
+            "honoured"
+        } else {
+            "ignored"
+        };
+        annotations.push((keys::OPT_OUT, value.to_string()));
+    }
+
+    let base = AdmissionResponse::from(req);
+    let mut outcome = Outcome {
+        decision,
+        added: if added_now { report.added.clone() } else { Vec::new() },
+        kept: report.kept.iter().map(|k| k.field).collect(),
+        remaining: report.remaining.iter().map(|v| v.check).collect(),
+        denied: denied.iter().map(|v| v.check).collect(),
+        ..outcome
+    };
+    let mut response = match (decision, audit) {
+        (Decision::Denied, false) => {
+            let mut r = base.deny(cut(
+                &format!(
+                    "violates Pod Security \"restricted\" checks this cluster denies: {}",
+                    join_violations(&denied)
+                ),
+                MAX_VALUE,
+            ));
+            r.result.status = Some(StatusSummary::Failure);
+            r.result.code = 403;
+            r.result.reason = "Forbidden".into();
+            r
+        }
+        (Decision::Patched, false) => {
+            let patch = prefixed(&PointerBuf::from_tokens(["spec"]), &hardening.ops);
+            match base.clone().with_patch(patch) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Never a patchType without a patch: answer unpatched.
+                    let reason = format!("cannot serialize the patch: {e}");
+                    outcome.decision = Decision::Error;
+                    outcome.added.clear();
+                    outcome.problem = Some(Problem {
+                        kind: problem::PATCH,
+                        reason: reason.clone(),
+                    });
+                    return finish_unreadable(base, outcome, config, &reason);
+                }
+            }
+        }
+        _ => base,
+    };
+    response.warnings = (!warnings.is_empty()).then_some(warnings);
+    response.audit_annotations = annotations
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), cut(&v, MAX_VALUE)))
+        .collect();
+    Reviewed { response, outcome }
+}
+
+/// An allowed, unpatched answer with a warning saying why the pod was not
+/// hardened. The API server has decoded the object already, so one this
+/// webhook cannot read means version skew, not an attack; refusing it would
+/// break an admissible pod. The outcome makes it visible in metrics and logs.
+fn finish_unreadable(mut response: AdmissionResponse, outcome: Outcome, config: &Config, reason: &str) -> Reviewed {
+    let what = match outcome.decision {
+        Decision::Error => "internal error",
+        _ => "cannot read the request",
+    };
+    response.warnings = Some(messages::bound(vec![format!(
+        "{PREFIX}pod not hardened ({what}): {reason}"
+    )]));
+    response.audit_annotations = [
+        (keys::MODE.to_string(), mode_str(config.mode).to_string()),
+        (keys::ERROR.to_string(), cut(&format!("{what}: {reason}"), MAX_VALUE)),
+    ]
+    .into_iter()
+    .collect();
+    let outcome = Outcome {
+        problem: outcome.problem.or_else(|| {
+            Some(Problem {
+                kind: problem::INVALID_OBJECT,
+                reason: reason.to_string(),
+            })
+        }),
+        ..outcome
+    };
+    Reviewed { response, outcome }
+}
+
+fn is_new_ephemeral(target: &Target, names: &[String]) -> bool {
+    matches!(target, Target::Container { kind: ContainerKind::EphemeralContainers, name } if names.contains(name))
+}
+
+pub fn mode_str(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Enforce => "enforce",
+        Mode::Audit => "audit",
+    }
+}
+
+fn join_violations(violations: &[&Violation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `pod.runAsNonRoot,container/app.allowPrivilegeEscalation,...`
+fn added_list(report: &Report) -> String {
+    report
+        .added
+        .iter()
+        .map(|a| format!("{}.{}", target_key(&a.target), a.field))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn target_key(target: &Target) -> String {
+    match target {
+        Target::Pod => "pod".to_string(),
+        Target::Container { kind, name } => {
+            let kind = match kind {
+                ContainerKind::InitContainers => "initContainer",
+                ContainerKind::Containers => "container",
+                ContainerKind::EphemeralContainers => "ephemeralContainer",
+            };
+            format!("{kind}/{name}")
+        }
+    }
+}
+
+/// One warning per target: `audit mode: would add to container "app": allowPrivilegeEscalation, capabilities`.
+fn would_add(report: &Report) -> Vec<String> {
+    let mut by_target: Vec<(&Target, Vec<&str>)> = Vec::new();
+    for a in &report.added {
+        match by_target.iter_mut().find(|(t, _)| *t == &a.target) {
+            Some((_, fields)) => fields.push(a.field.as_str()),
+            None => by_target.push((&a.target, vec![a.field.as_str()])),
+        }
+    }
+    by_target
+        .into_iter()
+        .map(|(target, fields)| format!("audit mode: would add to {target}: {}", fields.join(", ")))
+        .collect()
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Whether `key` is valid as the name part of a qualified name (what the API
+/// server requires of `<webhook name>/<key>`).
+pub fn is_valid_annotation_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_alphanumeric();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum)
+        && bytes.iter().all(|b| alnum(b) || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_annotation_keys_are_valid_qualified_names() {
+        for key in keys::ALL {
+            assert!(is_valid_annotation_key(key), "{key}");
+        }
+        assert!(!is_valid_annotation_key("-x"));
+        assert!(!is_valid_annotation_key(&"a".repeat(64)));
+        assert!(!is_valid_annotation_key("a/b"));
+    }
+
+    #[test]
+    fn cut_keeps_char_boundaries() {
+        assert_eq!(cut("abcdef", 6), "abcdef");
+        assert_eq!(cut("abcdefg", 6), "abc...");
+        assert_eq!(cut("ééééé", 6), "é...");
+    }
+
+    #[test]
+    fn bodies_that_are_not_reviews_say_why() {
+        assert_eq!(parse(b"").unwrap_err(), BodyError::Empty);
+        assert_eq!(parse(b" \n").unwrap_err(), BodyError::Empty);
+        assert!(matches!(parse(b"{not json").unwrap_err(), BodyError::NotJson(_)));
+        assert!(matches!(
+            parse(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{}}"#).unwrap_err(),
+            BodyError::Version {
+                field: "apiVersion",
+                ..
+            }
+        ));
+        assert_eq!(
+            parse(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).unwrap_err(),
+            BodyError::NoRequest
+        );
+        assert!(matches!(
+            parse(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":7}}"#).unwrap_err(),
+            BodyError::NotAReview(_)
+        ));
+    }
+
+    #[test]
+    fn nesting_beyond_the_recursion_limit_is_an_error() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = parse(deep.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+        let deep_object = format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","object":{}{}}}}}"#,
+            r#"{"a":"#.repeat(50_000),
+            "}".repeat(50_000)
+        );
+        let err = parse(deep_object.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+    }
+}

@@ -1,0 +1,216 @@
+//! TLS: the rustls configuration and a serving certificate that can be
+//! replaced while the server runs.
+//!
+//! Kubernetes mounts the certificate Secret as files and swaps them through a
+//! `..data` symlink when the Secret changes, so the files are polled (their
+//! content, read through the symlink) and a changed pair is loaded for new
+//! handshakes. Connections already open keep their session; a pair that does
+//! not load (unparsable, or a key that does not match the certificate, as
+//! happens briefly while files are replaced one by one) keeps the old one.
+
+use super::metrics::Metrics;
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{what}: no PEM certificate found")]
+    NoCertificate { what: String },
+    #[error("{what}: invalid PEM certificate: {reason}")]
+    BadCertificate { what: String, reason: String },
+    #[error("{what}: invalid PEM private key: {reason}")]
+    BadKey { what: String, reason: String },
+    #[error("{what}: the private key does not match the certificate or is unsupported: {reason}")]
+    KeyMismatch { what: String, reason: String },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// The crypto provider, chosen explicitly: *ring* (no aws-lc-rs, so no
+/// cmake), AEAD suites with forward secrecy only.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A certificate chain and key, in PEM.
+#[derive(Clone)]
+pub struct PemPair {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for PemPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.write_str("PemPair { .. }")
+    }
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// PEM files, reloaded when their content changes.
+    Files { cert: PathBuf, key: PathBuf },
+    /// In memory (the `--self-signed` dev certificate).
+    Pem(PemPair),
+}
+
+/// Parse a PEM chain and key into a rustls `CertifiedKey`, checking the key matches.
+pub fn certified_key(pair: &PemPair, what: &str, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(&pair.cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadCertificate {
+            what: what.to_string(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate { what: what.to_string() });
+    }
+    let key = PrivateKeyDer::from_pem_slice(&pair.key).map_err(|e| TlsError::BadKey {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })?;
+    CertifiedKey::from_der(certs, key, provider).map_err(|e| TlsError::KeyMismatch {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Serves whatever certificate is current; `swap` replaces it for new handshakes.
+#[derive(Debug)]
+pub struct CertResolver {
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl CertResolver {
+    pub fn new(key: CertifiedKey) -> CertResolver {
+        CertResolver {
+            current: ArcSwap::from_pointee(key),
+        }
+    }
+
+    pub fn swap(&self, key: CertifiedKey) {
+        self.current.store(Arc::new(key));
+    }
+
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.current.load_full()
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// TLS 1.2 and 1.3 only; ALPN `http/1.1` (the API server's webhook client
+/// speaks HTTP/1.1), `h2` first only when HTTP/2 is asked for.
+pub fn server_config(
+    resolver: Arc<CertResolver>,
+    provider: Arc<CryptoProvider>,
+    http2: bool,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    // actix-http puts h2 in front itself when HTTP/2 is enabled.
+    config.alpn_protocols = if http2 { Vec::new() } else { vec![b"http/1.1".to_vec()] };
+    Ok(config)
+}
+
+/// Reads a certificate pair from files and loads it when its content changes.
+pub struct FileReloader {
+    cert: PathBuf,
+    key: PathBuf,
+    resolver: Arc<CertResolver>,
+    provider: Arc<CryptoProvider>,
+    /// The last content tried, good or bad, so a bad pair is reported once.
+    last: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl FileReloader {
+    /// Load the pair for the first time: an error here stops start-up.
+    pub fn load(cert: &Path, key: &Path, provider: Arc<CryptoProvider>) -> Result<FileReloader, TlsError> {
+        let pair = read_pair(cert, key)?;
+        let certified = certified_key(&pair, &describe(cert, key), &provider)?;
+        Ok(FileReloader {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            resolver: Arc::new(CertResolver::new(certified)),
+            provider,
+            last: Some((pair.cert, pair.key)),
+        })
+    }
+
+    pub fn resolver(&self) -> Arc<CertResolver> {
+        self.resolver.clone()
+    }
+
+    /// Read the files again; load them if they changed. `Ok(true)`: a new pair
+    /// is served; `Ok(false)`: nothing changed; `Err`: the old pair stays.
+    pub fn poll(&mut self) -> Result<bool, TlsError> {
+        let pair = read_pair(&self.cert, &self.key)?;
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|(c, k)| *c == pair.cert && *k == pair.key)
+        {
+            return Ok(false);
+        }
+        self.last = Some((pair.cert.clone(), pair.key.clone()));
+        let certified = certified_key(&pair, &describe(&self.cert, &self.key), &self.provider)?;
+        self.resolver.swap(certified);
+        Ok(true)
+    }
+
+    /// Poll every `interval` until the task is dropped, logging and counting each reload.
+    pub async fn run(mut self, interval: Duration, metrics: Arc<Metrics>) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            match self.poll() {
+                Ok(false) => {}
+                Ok(true) => {
+                    metrics.cert_reload(true);
+                    tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
+                }
+                Err(e) => {
+                    metrics.cert_reload(false);
+                    tracing::error!(error = %e, "serving certificate not reloaded; the previous one stays in use");
+                }
+            }
+        }
+    }
+}
+
+fn read_pair(cert: &Path, key: &Path) -> Result<PemPair, TlsError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    Ok(PemPair {
+        cert: read(cert)?,
+        key: read(key)?,
+    })
+}
+
+fn describe(cert: &Path, key: &Path) -> String {
+    format!("{} / {}", cert.display(), key.display())
+}
