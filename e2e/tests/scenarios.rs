@@ -431,6 +431,16 @@ async fn sidecar_injected_by_a_later_webhook_is_hardened_on_reinvocation() -> Re
     assert_hardened(&a.body);
     let containers = a.body["spec"]["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 2, "one sidecar, injected once");
+    // Our webhook saw this pod twice: first the whole pod, then, reinvoked
+    // after the injector, only the sidecar was new to patch.
+    let name = a.body["metadata"]["name"].as_str().unwrap();
+    let added: Vec<String> = hook
+        .log()
+        .lines()
+        .filter(|l| l.contains(&format!("name={name} ")) && l.contains("review"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("added=")).map(str::to_string))
+        .collect();
+    assert_eq!(added, ["8", "2"], "fields added per call for {name}:\n{}", hook.log());
     unregister(&client, &inj_name).await?;
     unregister(&client, &mwc).await
 }
