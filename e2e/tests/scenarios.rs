@@ -438,7 +438,11 @@ async fn sidecar_injected_by_a_later_webhook_is_hardened_on_reinvocation() -> Re
         .log()
         .lines()
         .filter(|l| l.contains(&format!("name={name} ")) && l.contains("review"))
-        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("added=")).map(str::to_string))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("added="))
+                .map(str::to_string)
+        })
         .collect();
     assert_eq!(added, ["8", "2"], "fields added per call for {name}:\n{}", hook.log());
     unregister(&client, &inj_name).await?;
