@@ -20,6 +20,8 @@ pub struct Config {
     pub deny: BTreeSet<Check>,
     /// Honour the pod annotations `secure-defaults.io/skip` and `secure-defaults.io/skip-fields`.
     pub allow_pod_opt_out: bool,
+    /// What namespaces may change through their labels and annotations.
+    pub namespace_policy: crate::namespace_policy::Controls,
 }
 
 impl Default for Config {
@@ -29,6 +31,7 @@ impl Default for Config {
             baseline: Baseline::default(),
             deny: BTreeSet::new(),
             allow_pod_opt_out: true,
+            namespace_policy: Default::default(),
         }
     }
 }

@@ -14,4 +14,5 @@ pub mod config;
 pub mod engine;
 pub mod manifest;
 pub mod messages;
+pub mod namespace_policy;
 pub mod server;

@@ -186,7 +186,8 @@ fn deployment_mounts_what_the_server_reads() {
             "--config",
             "/config/config.yaml",
             "--log-format",
-            "json"
+            "json",
+            "--namespace-policy"
         ]
     );
     let ports: BTreeMap<String, i32> = c
@@ -262,6 +263,7 @@ fn deployment_args_are_what_serve_accepts_and_grace_outlasts_shutdown() {
     assert_eq!(serve.tls_cert.as_deref(), Some(Path::new("/tls/tls.crt")));
     assert_eq!(serve.config.as_deref(), Some(Path::new("/config/config.yaml")));
     assert_eq!((serve.listen.port(), serve.admin_listen.port()), (8443, 8080));
+    assert!(serve.namespace_policy, "the shipped webhook reads namespace policy");
     // The pod must outlive the server's shutdown: the delay while the endpoint
     // is removed, then the requests in flight.
     let grace = d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]

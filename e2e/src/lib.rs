@@ -162,11 +162,18 @@ pub struct Webhook {
     pub admin_port: u16,
     pub tls: Tls,
     dir: tempfile::TempDir,
+    /// Further `serve` flags, e.g. `--namespace-policy`.
+    args: Vec<String>,
 }
 
 impl Webhook {
     /// Start with this configuration (YAML) and wait until `/readyz` answers.
     pub async fn start(config: &str) -> Result<Webhook> {
+        Webhook::start_with(config, &[]).await
+    }
+
+    /// [`Webhook::start`] with further `serve` flags.
+    pub async fn start_with(config: &str, args: &[&str]) -> Result<Webhook> {
         let dir = tempfile::tempdir()?;
         let tls = Tls::for_loopback();
         std::fs::write(dir.path().join("tls.crt"), &tls.cert_pem)?;
@@ -178,6 +185,7 @@ impl Webhook {
             admin_port: free_port(),
             tls,
             dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         w.spawn().await?;
         Ok(w)
@@ -204,6 +212,7 @@ impl Webhook {
             .arg(d.join("config.yaml"))
             .arg("--shutdown-delay")
             .arg("0s")
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

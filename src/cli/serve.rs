@@ -4,6 +4,7 @@
 //! which is how a Deployment usually configures it.
 
 use crate::config::Config;
+use crate::namespace_policy::NamespaceCache;
 use crate::server::tls::{CertSource, PemPair};
 use crate::server::{self, dev_cert, duration, Settings};
 use anyhow::{Context, Result};
@@ -86,6 +87,14 @@ pub struct ServeArgs {
     /// Time allowed for the request body (shortened to the API server's ?timeout=).
     #[arg(long, env = "SECURE_DEFAULTS_BODY_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
     pub body_timeout: Duration,
+    /// Per-namespace policy: read namespace labels and annotations
+    /// (`secure-defaults.io/*`) from a watch on the API server (kubeconfig or
+    /// in-cluster config). Needs get/list/watch on namespaces.
+    #[arg(long, env = "SECURE_DEFAULTS_NAMESPACE_POLICY")]
+    pub namespace_policy: bool,
+    /// How long /readyz waits for the first namespace sync before serving the cluster defaults.
+    #[arg(long, env = "SECURE_DEFAULTS_NAMESPACE_SYNC_TIMEOUT", default_value = "30s", value_parser = duration::parse)]
+    pub namespace_sync_timeout: Duration,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -112,6 +121,13 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         ..defaults
     };
     actix_rt::System::new().block_on(async move {
+        let mut settings = settings;
+        if args.namespace_policy {
+            let client = kube::Client::try_default()
+                .await
+                .context("--namespace-policy needs a kubeconfig or the in-cluster configuration")?;
+            settings.namespaces = Some(NamespaceCache::start(client, args.namespace_sync_timeout));
+        }
         let mut running = server::start(settings).await?;
         if args.self_signed {
             print_try_it(running.addr(), running.admin_addr(), &args.ca_out);

@@ -22,6 +22,7 @@ pub mod tls;
 
 use crate::admission::{self, BodyError, Outcome, Parsed};
 use crate::config::Config;
+use crate::namespace_policy::{self, NamespaceCache};
 use actix_http::error::DispatchError;
 use actix_http::{ConnectionType, HttpService, KeepAlive, Request, StatusCode};
 use actix_rt::net::TcpStream;
@@ -70,6 +71,8 @@ pub struct Settings {
     pub shutdown_delay: Duration,
     /// Then: requests in flight get this long to finish.
     pub shutdown_timeout: Duration,
+    /// Per-namespace policy (`--namespace-policy`): the watched namespaces.
+    pub namespaces: Option<NamespaceCache>,
 }
 
 impl Settings {
@@ -88,6 +91,7 @@ impl Settings {
             body_timeout: Duration::from_secs(10),
             shutdown_delay: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(20),
+            namespaces: None,
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     pub body_timeout: Duration,
     pub max_body: usize,
+    /// Per-namespace policy; `None` when off.
+    pub namespaces: Option<NamespaceCache>,
 }
 
 impl AppState {
@@ -121,6 +127,7 @@ impl AppState {
             ready: AtomicBool::new(false),
             body_timeout,
             max_body: MAX_BODY,
+            namespaces: None,
         }
     }
 
@@ -148,7 +155,8 @@ pub fn admin_routes(state: web::Data<AppState>) -> impl FnOnce(&mut web::Service
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.is_ready() {
+    // With a namespace policy: once the namespaces are synced (or the wait timed out).
+    if state.is_ready() && state.namespaces.as_ref().is_none_or(NamespaceCache::is_settled) {
         HttpResponse::Ok().body("ok\n")
     } else {
         HttpResponse::ServiceUnavailable().body("not ready\n")
@@ -293,7 +301,13 @@ async fn read_body(
 
 fn answer(parsed: Parsed, state: &AppState, started: Instant, deadline: Option<Duration>) -> HttpResponse {
     let reviewed = match parsed {
-        Parsed::Request(req) => admission::review(&req, &state.config),
+        Parsed::Request(req) => match &state.namespaces {
+            None => admission::review(&req, &state.config),
+            Some(cache) => {
+                let ns = req.namespace.as_deref().and_then(|name| cache.get(name));
+                namespace_policy::review(&req, &state.config, ns.as_ref())
+            }
+        },
         Parsed::Unreadable { uid, reason } => admission::unreadable(&uid, &reason, &state.config),
     };
     let elapsed = started.elapsed();
@@ -449,7 +463,10 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
         }
     };
     let tls_config = tls::server_config(resolver.clone(), provider, settings.http2)?;
-    let state = web::Data::new(AppState::new(settings.config.clone(), settings.body_timeout));
+    let state = web::Data::new(AppState {
+        namespaces: settings.namespaces.clone(),
+        ..AppState::new(settings.config.clone(), settings.body_timeout)
+    });
 
     let bind = |addr: SocketAddr| TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source });
     let listener = bind(settings.listen)?;
