@@ -72,7 +72,7 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
     }
 
     // Who the processes run as. Pod level where every container agrees,
-    // container level where one explicitly runs as root.
+    // container level where one explicitly runs as root or is privileged.
     if b.run_as_non_root {
         identity(
             ctx,
