@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build release run test unit e2e lint fmt golden bench image clean
+.PHONY: all build release run test unit e2e lint fmt golden bench fuzz image clean
 
 all: build
 
@@ -41,6 +41,11 @@ golden:
 
 bench:
 	bash bench/run.sh
+
+## fuzz: each cargo-fuzz target (fuzz/) for FUZZ_SECONDS (60) on nightly, with
+## AddressSanitizer. `make test` replays their seeds and regressions without nightly.
+fuzz:
+	bash fuzz/run.sh
 
 ## image: needs a container engine (none runs on the development machines).
 image:

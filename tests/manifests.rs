@@ -298,6 +298,66 @@ fn rbac_reads_namespaces_only() {
 }
 
 #[test]
+fn network_policy_admits_the_webhook_port_and_only_the_scraper_to_admin() {
+    let np = base_object("networkpolicy.yaml");
+    let deployment = base_object("deployment.yaml");
+    assert_eq!(np["metadata"]["namespace"], deployment["metadata"]["namespace"]);
+    // It selects the webhook's pods, by the labels the Deployment's pods carry.
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let selector = np["spec"]["podSelector"]["matchLabels"].as_object().unwrap();
+    assert!(!selector.is_empty());
+    for (k, v) in selector {
+        assert_eq!(&pod_labels[k], v, "podSelector {k}");
+    }
+    assert_eq!(np["spec"]["policyTypes"], serde_json::json!(["Ingress"]));
+    // Port names exist on the container, with the ports serve listens on.
+    let ports: BTreeMap<String, u64> = deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["containerPort"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ports.get("webhook"), Some(&8443));
+    assert_eq!(ports.get("admin"), Some(&8080));
+    let rules = np["spec"]["ingress"].as_array().unwrap();
+    let rule_for = |port: &str| {
+        let found: Vec<&Value> = rules
+            .iter()
+            .filter(|r| r["ports"].as_array().unwrap().iter().any(|p| p["port"] == port))
+            .collect();
+        assert_eq!(found.len(), 1, "one rule for {port}");
+        assert_eq!(
+            found[0]["ports"].as_array().unwrap().len(),
+            1,
+            "{port} rule opens one port"
+        );
+        found[0].clone()
+    };
+    assert_eq!(rules.len(), 2, "only the two ports are open");
+    // The API server's address varies by distribution: the webhook port is open to all.
+    assert!(rule_for("webhook").get("from").is_none());
+    // The admin port: only the metrics scraper's namespace.
+    let admin = rule_for("admin");
+    let from = admin["from"].as_array().expect("admin restricted");
+    assert_eq!(from.len(), 1);
+    assert_eq!(
+        from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert!(from[0].get("ipBlock").is_none() && from[0].get("podSelector").is_none());
+    // The chart's defaults are the same peers.
+    let values = yaml(&read("charts/secure-defaults/values.yaml"), "values.yaml");
+    assert_eq!(values["networkPolicy"]["enabled"], true);
+    assert_eq!(values["networkPolicy"]["webhookFrom"], serde_json::json!([]));
+    assert_eq!(&values["networkPolicy"]["metricsFrom"], &admin["from"]);
+}
+
+#[test]
 fn kustomization_lists_every_file_in_base() {
     let kustomization = yaml(&read("manifests/base/kustomization.yaml"), "kustomization");
     let mut listed: Vec<String> = kustomization["resources"]

@@ -3,9 +3,13 @@
 //! values preserved, idempotent, and every Linux container passes the
 //! defaultable `restricted` checks unless an explicit value or a guard says why.
 
+#[path = "../fuzz/src/checks.rs"]
+#[allow(dead_code)] // the fuzz-target bodies; this file uses the oracles
+mod checks;
+
 use json_patch::PatchOperation;
 use proptest::prelude::*;
-use secure_defaults::engine::{Baseline, Check, Field, Policy, Report, Target};
+use secure_defaults::engine::{Baseline, Policy};
 use secure_defaults::manifest::harden_object;
 use serde_json::{json, Map, Value};
 
@@ -167,57 +171,6 @@ fn baseline() -> impl Strategy<Value = Baseline> {
     })
 }
 
-/// Every value of `before` (but nulls, which the API treats as absent) is in `after` unchanged.
-fn assert_preserved(before: &Value, after: &Value, path: &str) -> Result<(), TestCaseError> {
-    match (before, after) {
-        (Value::Object(b), Value::Object(a)) => {
-            for (k, v) in b {
-                if v.is_null() {
-                    continue;
-                }
-                let child = a
-                    .get(k)
-                    .ok_or_else(|| TestCaseError::fail(format!("{path}/{k} was dropped")))?;
-                assert_preserved(v, child, &format!("{path}/{k}"))?;
-            }
-            Ok(())
-        }
-        (Value::Array(b), Value::Array(a)) => {
-            prop_assert_eq!(b.len(), a.len(), "array length changed at {}", path);
-            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
-                assert_preserved(bv, av, &format!("{path}/{i}"))?;
-            }
-            Ok(())
-        }
-        (b, a) => {
-            prop_assert_eq!(b, a, "value changed at {}", path);
-            Ok(())
-        }
-    }
-}
-
-/// A defaultable check the hardened pod still fails is explained by an
-/// explicit value, a guard, or the pod being left alone.
-fn assert_explained(report: &Report) -> Result<(), TestCaseError> {
-    if report.untouched.is_some() {
-        return Ok(());
-    }
-    for v in &report.remaining {
-        let field = match v.check {
-            Check::RunAsNonRoot => Field::RunAsNonRoot,
-            Check::SeccompProfile => Field::SeccompProfile,
-            Check::AllowPrivilegeEscalation => Field::AllowPrivilegeEscalation,
-            Check::Capabilities if v.detail.contains("drop") => Field::DropCapabilities,
-            _ => continue,
-        };
-        let explained = |target: &Target| *target == v.target || *target == Target::Pod;
-        let ok = report.kept.iter().any(|k| k.field == field && explained(&k.target))
-            || report.skipped.iter().any(|s| s.field == field && explained(&s.target));
-        prop_assert!(ok, "unexplained violation {} in {:#?}", v, report);
-    }
-    Ok(())
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -238,12 +191,12 @@ proptest! {
         // Applies to the raw JSON, and keeps all of it.
         let mut hardened = pod.clone();
         json_patch::patch(&mut hardened, &h.patch).unwrap();
-        assert_preserved(&pod, &hardened, "")?;
+        checks::assert_preserved(&pod, &hardened, "");
 
         // Idempotent: a second pass (or a reinvocation) changes nothing.
         let again = harden_object(&hardened, policy).unwrap().unwrap();
         prop_assert!(again.patch.0.is_empty(), "second pass patched: {:?}", again.patch);
 
-        assert_explained(&h.hardening.report)?;
+        checks::explained(&h.hardening.report).map_err(TestCaseError::fail)?;
     }
 }

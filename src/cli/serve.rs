@@ -87,6 +87,11 @@ pub struct ServeArgs {
     /// Time allowed for the request body (shortened to the API server's ?timeout=).
     #[arg(long, env = "SECURE_DEFAULTS_BODY_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
     pub body_timeout: Duration,
+    /// Require TLS client certificates signed by a CA in this PEM bundle (the
+    /// API server's, from its AdmissionConfiguration kubeConfigFile); other
+    /// handshakes are refused. Reloaded when it changes on disk.
+    #[arg(long, env = "SECURE_DEFAULTS_CLIENT_CA", value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
     /// Per-namespace policy: read namespace labels and annotations
     /// (`secure-defaults.io/*`) from a watch on the API server (kubeconfig or
     /// in-cluster config). Needs get/list/watch on namespaces.
@@ -118,6 +123,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         cert_reload_interval: args.cert_reload_interval.max(Duration::from_millis(100)),
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
+        client_ca: args.client_ca.clone(),
         ..defaults
     };
     actix_rt::System::new().block_on(async move {

@@ -114,5 +114,11 @@ pub fn harden(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Poli
     })
 }
 
+/// What Pod Security `restricted` rejects in a pod spec as written, before
+/// any hardening (what a pod meets where secure-defaults adds nothing).
+pub fn violations(metadata: &ObjectMeta, spec: &PodSpec) -> Vec<Violation> {
+    restricted::violations(spec, Annotations(metadata.annotations.as_ref()))
+}
+
 #[cfg(test)]
 mod tests;

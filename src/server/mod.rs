@@ -37,13 +37,14 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::StreamExt;
 use metrics::{error_kind, Metrics};
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tls::{CertResolver, CertSource, FileReloader, TlsError};
+use tls::{CertResolver, CertSource, ClientCaReloader, FileReloader, TlsError};
 use tokio::task::JoinHandle;
 
 /// Two objects of up to 3 MB each (an UPDATE carries `object` and
@@ -73,6 +74,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Per-namespace policy (`--namespace-policy`): the watched namespaces.
     pub namespaces: Option<NamespaceCache>,
+    /// `--client-ca`: only clients with a certificate signed by a CA in this
+    /// PEM bundle complete the TLS handshake. Reloaded like the serving pair.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Settings {
@@ -92,6 +96,7 @@ impl Settings {
             shutdown_delay: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(20),
             namespaces: None,
+            client_ca: None,
         }
     }
 }
@@ -271,7 +276,9 @@ async fn read_body(
     }
     let budget = deadline.map_or(state.body_timeout, |d| d.min(state.body_timeout));
     let read = async {
-        let mut body = web::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+        // The declared length only sizes the first allocation up to 64 KiB:
+        // a client declaring 7 MiB and sending nothing must not reserve 7 MiB.
+        let mut body = web::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize).min(64 * 1024));
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {
                 Refusal::new(
@@ -424,6 +431,9 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// On shutdown, between no longer accepting and closing idle connections.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(250);
+
 /// A started server.
 pub struct Running {
     addr: SocketAddr,
@@ -434,6 +444,7 @@ pub struct Running {
     webhook_task: JoinHandle<std::io::Result<()>>,
     admin_task: JoinHandle<std::io::Result<()>>,
     reloader: Option<JoinHandle<()>>,
+    client_ca_reloader: Option<JoinHandle<()>>,
     resolver: Arc<CertResolver>,
     shutdown_delay: Duration,
     shutdown_timeout: Duration,
@@ -462,7 +473,16 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
             (Arc::new(CertResolver::new(key)), None)
         }
     };
-    let tls_config = tls::server_config(resolver.clone(), provider, settings.http2)?;
+    let client_ca = match &settings.client_ca {
+        Some(path) => Some(ClientCaReloader::load(path, provider.clone())?),
+        None => None,
+    };
+    let tls_config = tls::server_config(
+        resolver.clone(),
+        provider,
+        settings.http2,
+        client_ca.as_ref().map(ClientCaReloader::verifier),
+    )?;
     let state = web::Data::new(AppState {
         namespaces: settings.namespaces.clone(),
         ..AppState::new(settings.config.clone(), settings.body_timeout)
@@ -488,9 +508,10 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
     let webhook_task = tokio::spawn(webhook);
     let admin_task = tokio::spawn(admin);
     let reloader = reloader.map(|r| tokio::spawn(r.run(settings.cert_reload_interval, state.metrics.clone())));
+    let client_ca_reloader = client_ca.map(|r| tokio::spawn(r.run(settings.cert_reload_interval)));
 
     state.ready.store(true, Ordering::SeqCst);
-    tracing::info!(%addr, %admin_addr, http2 = settings.http2, mode = admission::mode_str(settings.config.mode), "serving");
+    tracing::info!(%addr, %admin_addr, http2 = settings.http2, client_auth = settings.client_ca.is_some(), mode = admission::mode_str(settings.config.mode), "serving");
     Ok(Running {
         addr,
         admin_addr,
@@ -500,6 +521,7 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
         webhook_task,
         admin_task,
         reloader,
+        client_ca_reloader,
         resolver,
         shutdown_delay: settings.shutdown_delay,
         shutdown_timeout: settings.shutdown_timeout,
@@ -628,6 +650,12 @@ impl Running {
             "shutting down: unready, still serving"
         );
         tokio::time::sleep(self.shutdown_delay).await;
+        // Stop accepting first, and give connections accepted just before a
+        // moment to send their first request: the drain below closes every
+        // connection without a request in progress, and a client that had
+        // just connected would lose the request it was writing (tests/faults.rs).
+        self.webhook.pause().await;
+        tokio::time::sleep(FIRST_REQUEST_GRACE).await;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
         let grace = self.shutdown_timeout + Duration::from_secs(1);
         if tokio::time::timeout(grace, self.webhook.stop(true)).await.is_err() {
@@ -635,7 +663,7 @@ impl Running {
             self.webhook.stop(false).await;
         }
         self.admin.stop(true).await;
-        if let Some(reloader) = self.reloader {
+        for reloader in [self.reloader, self.client_ca_reloader].into_iter().flatten() {
             reloader.abort();
         }
         for task in [self.webhook_task, self.admin_task] {

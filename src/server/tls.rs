@@ -7,14 +7,23 @@
 //! handshakes. Connections already open keep their session; a pair that does
 //! not load (unparsable, or a key that does not match the certificate, as
 //! happens briefly while files are replaced one by one) keeps the old one.
+//!
+//! Optionally (`--client-ca`), clients must present a certificate signed by a
+//! CA in a PEM bundle: the API server, configured with a client certificate
+//! for the webhook (docs/install.md). Handshakes without one are refused by
+//! rustls before any HTTP is read. The bundle is polled like the serving pair.
 
 use super::metrics::Metrics;
 use arc_swap::ArcSwap;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +41,8 @@ pub enum TlsError {
     BadKey { what: String, reason: String },
     #[error("{what}: the private key does not match the certificate or is unsupported: {reason}")]
     KeyMismatch { what: String, reason: String },
+    #[error("{what}: invalid client CA bundle: {reason}")]
+    BadClientCa { what: String, reason: String },
     #[error("TLS configuration: {0}")]
     Config(String),
 }
@@ -116,16 +127,21 @@ impl ResolvesServerCert for CertResolver {
 
 /// TLS 1.2 and 1.3 only; ALPN `http/1.1` (the API server's webhook client
 /// speaks HTTP/1.1), `h2` first only when HTTP/2 is asked for.
+/// With `client_ca`, only clients presenting a certificate it signed complete the handshake.
 pub fn server_config(
     resolver: Arc<CertResolver>,
     provider: Arc<CryptoProvider>,
     http2: bool,
+    client_ca: Option<Arc<ClientCaVerifier>>,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client_ca {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     // actix-http puts h2 in front itself when HTTP/2 is enabled.
     config.alpn_protocols = if http2 { Vec::new() } else { vec![b"http/1.1".to_vec()] };
     Ok(config)
@@ -213,4 +229,163 @@ fn read_pair(cert: &Path, key: &Path) -> Result<PemPair, TlsError> {
 
 fn describe(cert: &Path, key: &Path) -> String {
     format!("{} / {}", cert.display(), key.display())
+}
+
+/// Verifies client certificates against the current client CA bundle, which
+/// `swap` replaces for new handshakes (rustls' `WebPkiClientVerifier` inside).
+#[derive(Debug)]
+pub struct ClientCaVerifier {
+    current: ArcSwap<Arc<dyn ClientCertVerifier>>,
+}
+
+impl ClientCaVerifier {
+    /// A verifier for the CAs in this PEM bundle; a client certificate is mandatory.
+    pub fn from_pem(pem: &[u8], what: &str, provider: &Arc<CryptoProvider>) -> Result<ClientCaVerifier, TlsError> {
+        Ok(ClientCaVerifier {
+            current: ArcSwap::from_pointee(webpki_verifier(pem, what, provider)?),
+        })
+    }
+
+    pub fn swap(&self, pem: &[u8], what: &str, provider: &Arc<CryptoProvider>) -> Result<(), TlsError> {
+        self.current.store(Arc::new(webpki_verifier(pem, what, provider)?));
+        Ok(())
+    }
+
+    fn inner(&self) -> Arc<Arc<dyn ClientCertVerifier>> {
+        self.current.load_full()
+    }
+}
+
+fn webpki_verifier(
+    pem: &[u8],
+    what: &str,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let bad = |reason: String| TlsError::BadClientCa {
+        what: what.to_string(),
+        reason,
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no PEM certificate found".to_string()));
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| bad(e.to_string()))
+}
+
+impl ClientCertVerifier for ClientCaVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    /// No hints: a client whose certificate was signed by a CA added by a
+    /// rotation still offers it (Go's client sends no certificate when the
+    /// hints name other CAs). The CAs are not secret, just not needed here.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner().verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner().supported_verify_schemes()
+    }
+}
+
+/// Reads the client CA bundle from a file and loads it when its content changes.
+pub struct ClientCaReloader {
+    path: PathBuf,
+    verifier: Arc<ClientCaVerifier>,
+    provider: Arc<CryptoProvider>,
+    last: Vec<u8>,
+}
+
+impl ClientCaReloader {
+    /// Load the bundle for the first time: an error here stops start-up.
+    pub fn load(path: &Path, provider: Arc<CryptoProvider>) -> Result<ClientCaReloader, TlsError> {
+        let pem = read(path)?;
+        let verifier = ClientCaVerifier::from_pem(&pem, &path.display().to_string(), &provider)?;
+        Ok(ClientCaReloader {
+            path: path.to_path_buf(),
+            verifier: Arc::new(verifier),
+            provider,
+            last: pem,
+        })
+    }
+
+    pub fn verifier(&self) -> Arc<ClientCaVerifier> {
+        self.verifier.clone()
+    }
+
+    /// Read the file again; load it if it changed. `Ok(true)`: a new bundle
+    /// verifies new handshakes; `Err`: the old one stays.
+    pub fn poll(&mut self) -> Result<bool, TlsError> {
+        let pem = read(&self.path)?;
+        if pem == self.last {
+            return Ok(false);
+        }
+        self.last = pem.clone();
+        self.verifier
+            .swap(&pem, &self.path.display().to_string(), &self.provider)?;
+        Ok(true)
+    }
+
+    /// Poll every `interval` until the task is dropped, logging each reload.
+    pub async fn run(mut self, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            match self.poll() {
+                Ok(false) => {}
+                Ok(true) => tracing::info!(client_ca = %self.path.display(), "client CA bundle reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "client CA bundle not reloaded; the previous one stays in use")
+                }
+            }
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }

@@ -1,0 +1,2 @@
+//! The fuzz targets' bodies (shared with tests/fuzz_corpus.rs).
+pub mod checks;
