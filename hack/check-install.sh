@@ -75,6 +75,9 @@ cluster_checks() {
     -o jsonpath='{.webhooks[0].clientConfig.caBundle}')
   [[ $bundle == "$(cat "$r/tls/ca-bundle.b64")" ]] ||
     fail "the installed caBundle is not the one secure-defaults certs wrote"
+  [[ $("${k[@]}" get mutatingwebhookconfiguration secure-defaults \
+    -o jsonpath='{.webhooks[1].clientConfig.caBundle}') == "$bundle" ]] ||
+    fail "the workload-preview webhook did not get the caBundle"
   log "kubectl apply -k overlays/plain: installed, caBundle from certs"
 
   expect_pods "$ns" secure-defaults 2
@@ -183,8 +186,12 @@ expect_webhook_gates() {
     fail "system-cluster-critical was admitted without a quota; the limitedResources config is not active"
   [[ $out == *"insufficient quota"* ]] || fail "unexpected refusal: $out"
   kubectl delete namespace "$ign" --wait=false >/dev/null
+  # Workload previews are failurePolicy Ignore: a Deployment is still admitted.
+  out=$(kubectl --request-timeout=20s -n default create deployment sd-preview \
+    --image=registry.k8s.io/pause:3.10 --dry-run=server 2>&1) ||
+    fail "a Deployment was refused while the webhook is down (previews must not block): $out"
   log "webhook $hook (Fail, unreachable): default and ephemeral containers refused;" \
-    "kube-system, $own_ns, ignored namespaces admitted"
+    "kube-system, $own_ns, ignored namespaces and Deployments (previews) admitted"
 }
 
 if [[ ${1:-} == --cluster ]]; then
@@ -252,7 +259,11 @@ expect_refused "certificates/mode" --set certificates.mode=selfSigned
 expect_refused "failurePolicy" --set webhook.failurePolicy=Never
 expect_refused "timeoutSeconds" --set webhook.timeoutSeconds=31
 expect_refused "/config/mode" --set config.mode=warn
-log "helm template: both certificate modes rendered; invalid values refused"
+expect_refused "workloadPreviews" --set workloadPreviews.timeoutSeconds=0
+# Previews off: the pods webhook alone.
+[[ $("${tmpl[@]}" --set workloadPreviews.enabled=false | grep -E '^  - name: [a-z]+\.secure-defaults\.io$') == "  - name: pods.secure-defaults.io" ]] ||
+  fail "workloadPreviews.enabled=false should leave only pods.secure-defaults.io"
+log "helm template: both certificate modes rendered; previews can be turned off; invalid values refused"
 
 for o in base overlays/plain overlays/cert-manager; do
   name=kustomize-$(basename "$o")

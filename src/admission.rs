@@ -7,13 +7,17 @@
 //!
 //! Handled: Pod CREATE (the whole pod) and UPDATE of `pods/ephemeralcontainers`
 //! (only the ephemeral containers that are new, as `kubectl debug` adds them).
-//! Anything else is allowed untouched.
+//! Workloads (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob)
+//! get a preview: allowed unchanged, with one warning saying what their pods
+//! will get and what `restricted` will still reject. Anything else is
+//! allowed untouched.
 
+use crate::assess;
 use crate::config::{Config, Mode};
 use crate::engine::annotations::{SKIP, SKIP_FIELDS};
 use crate::engine::report::{Added, ContainerKind, Target};
 use crate::engine::{self, Check, Field, Hardening, Policy, Report, Scope, Violation};
-use crate::manifest::prefixed;
+use crate::manifest::{pod_template_path, prefixed};
 use crate::messages;
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::PodSpec;
@@ -136,6 +140,8 @@ pub enum Decision {
     Denied,
     /// Not a request this webhook handles (kind, operation, subresource).
     Skipped,
+    /// A workload: allowed unchanged, with a warning previewing its pods.
+    Previewed,
     /// The object cannot be read as a Pod: allowed untouched, with a warning.
     Invalid,
     /// An internal error: allowed untouched, with a warning.
@@ -149,6 +155,7 @@ impl Decision {
             Decision::Unchanged => "unchanged",
             Decision::Denied => "denied",
             Decision::Skipped => "skipped",
+            Decision::Previewed => "previewed",
             Decision::Invalid => "invalid",
             Decision::Error => "error",
         }
@@ -231,7 +238,8 @@ pub fn review(req: &AdmissionRequest<DynamicObject>, config: &Config) -> Reviewe
                 ..outcome
             },
         },
-        Some(subject) => match harden(req, subject, config) {
+        Some(Subject::WorkloadPreview) => preview(req, config, outcome),
+        Some(Subject::Pod(change)) => match harden(req, change, config) {
             Ok(Some(hardened)) => decide(req, config, hardened, outcome),
             Ok(None) => Reviewed {
                 response,
@@ -300,22 +308,48 @@ impl Outcome {
     }
 }
 
-/// The requests this webhook changes.
+/// The requests this webhook handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Subject {
-    PodCreate,
+    /// Hardened.
+    Pod(PodChange),
+    /// CREATE or UPDATE of a workload with a pod template: never patched
+    /// (its pods are hardened when they are created; GitOps sees no drift).
+    WorkloadPreview,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodChange {
+    Create,
     /// `kubectl debug`: the only change to a running pod that adds containers.
     EphemeralContainersUpdate,
 }
+
+/// The workloads previewed, as `(group, resource, kind)`.
+const WORKLOADS: [(&str, &str, &str); 6] = [
+    ("apps", "deployments", "Deployment"),
+    ("apps", "statefulsets", "StatefulSet"),
+    ("apps", "daemonsets", "DaemonSet"),
+    ("apps", "replicasets", "ReplicaSet"),
+    ("batch", "jobs", "Job"),
+    ("batch", "cronjobs", "CronJob"),
+];
 
 fn subject(req: &AdmissionRequest<DynamicObject>) -> Option<Subject> {
     let pods = req.resource.group.is_empty()
         && req.resource.version == "v1"
         && req.resource.resource == "pods"
         && req.kind.kind == "Pod";
+    let workload = req.resource.version == "v1"
+        && WORKLOADS.iter().any(|&(group, resource, kind)| {
+            req.resource.group == group && req.resource.resource == resource && req.kind.kind == kind
+        });
     match (&req.operation, req.sub_resource.as_deref().filter(|s| !s.is_empty())) {
-        (Operation::Create, None) if pods => Some(Subject::PodCreate),
-        (Operation::Update, Some("ephemeralcontainers")) if pods => Some(Subject::EphemeralContainersUpdate),
+        (Operation::Create, None) if pods => Some(Subject::Pod(PodChange::Create)),
+        (Operation::Update, Some("ephemeralcontainers")) if pods => {
+            Some(Subject::Pod(PodChange::EphemeralContainersUpdate))
+        }
+        (Operation::Create | Operation::Update, None) if workload => Some(Subject::WorkloadPreview),
         _ => None,
     }
 }
@@ -329,7 +363,7 @@ struct Hardened {
 /// (an ephemeral-containers update that adds none).
 fn harden(
     req: &AdmissionRequest<DynamicObject>,
-    subject: Subject,
+    change: PodChange,
     config: &Config,
 ) -> Result<Option<Hardened>, Problem> {
     let invalid = |reason: String| Problem {
@@ -344,9 +378,9 @@ fn harden(
         None | Some(Value::Null) => return Err(invalid("the Pod has no spec".into())),
         Some(spec) => PodSpec::deserialize(spec).map_err(|e| invalid(format!("the Pod's spec cannot be read: {e}")))?,
     };
-    let scope = match subject {
-        Subject::PodCreate => Scope::Pod,
-        Subject::EphemeralContainersUpdate => {
+    let scope = match change {
+        PodChange::Create => Scope::Pod,
+        PodChange::EphemeralContainersUpdate => {
             let old = req
                 .old_object
                 .as_ref()
@@ -381,6 +415,59 @@ fn harden(
         reason: e.to_string(),
     })?;
     Ok(Some(Hardened { scope, hardening }))
+}
+
+/// A workload: allowed as sent, with one warning previewing what admission
+/// will do to its pods. An UPDATE that leaves the pod template as it was
+/// (a scale, a label, a controller's bookkeeping) gets no warning.
+fn preview(req: &AdmissionRequest<DynamicObject>, config: &Config, outcome: Outcome) -> Reviewed {
+    let response = AdmissionResponse::from(req);
+    let skipped = |response| Reviewed {
+        response,
+        outcome: Outcome {
+            decision: Decision::Skipped,
+            ..outcome.clone()
+        },
+    };
+    let kind = req.kind.kind.as_str();
+    let Some(object) = req.object.as_ref() else {
+        return skipped(response);
+    };
+    let template_pointer = |o: &DynamicObject| {
+        let path = pod_template_path(kind).unwrap_or_default();
+        path.iter()
+            .skip(1) // `spec`: the object's data holds everything but metadata
+            .try_fold(o.data.get("spec")?, |v, key| v.get(key))
+            .cloned()
+    };
+    if let Some(old) = req.old_object.as_ref() {
+        if template_pointer(old) == template_pointer(object) {
+            return skipped(response);
+        }
+    }
+    let mut value = match serde_json::to_value(object) {
+        Ok(v) => v,
+        Err(_) => return skipped(response),
+    };
+    value["kind"] = Value::String(kind.to_string());
+    // A template the engine cannot read is the API server's to refuse (or
+    // the pods' admission to report): a preview stays silent about it.
+    let assessment = match assess::assess(&value, config, false) {
+        Ok(Some(a)) => a,
+        _ => return skipped(response),
+    };
+    let Some(line) = messages::preview(kind, &assessment) else {
+        return skipped(response);
+    };
+    let mut response = response;
+    response.warnings = Some(messages::bound(vec![line]));
+    Reviewed {
+        response,
+        outcome: Outcome {
+            decision: Decision::Previewed,
+            ..outcome
+        },
+    }
 }
 
 fn decide(

@@ -4,10 +4,13 @@
 //! - [`engine`]: the pure hardening engine.
 //! - [`config`]: the operator's configuration.
 //! - [`manifest`]: Kubernetes objects that carry a pod spec, and patches for them.
+//! - [`assess`]: what admission will do to a workload's pods (scan, previews).
 //! - [`admission`]: an AdmissionReview request in, the response out (pure).
+//! - [`scan`]: `secure-defaults scan`'s per-namespace report.
 //! - [`server`]: the webhook's HTTPS server, admin port, TLS and metrics.
 
 pub mod admission;
+pub mod assess;
 pub mod certs;
 pub mod cli;
 pub mod config;
@@ -15,4 +18,5 @@ pub mod engine;
 pub mod manifest;
 pub mod messages;
 pub mod namespace_policy;
+pub mod scan;
 pub mod server;

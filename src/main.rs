@@ -6,6 +6,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Mutate(args) => cli::mutate::run(args),
+        Command::Scan(args) => match cli::scan::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(cli::scan::EXIT_REMAINING),
+            Err(e) => Err(e),
+        },
         Command::Serve(args) => cli::serve::run(args),
         Command::Certs(args) => cli::certs::run(args),
     };

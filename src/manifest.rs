@@ -44,8 +44,18 @@ pub struct ObjectHardening {
     pub hardening: Hardening,
 }
 
-/// Harden the pod (template) of `object`. `Ok(None)` for kinds without a pod spec.
-pub fn harden_object(object: &Value, policy: Policy) -> Result<Option<ObjectHardening>, ManifestError> {
+/// The pod (template) of an object: its metadata and spec, read as the
+/// engine's typed input, and where the spec sits.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub metadata: ObjectMeta,
+    pub spec: PodSpec,
+    /// Path of the pod spec in the object: `["spec"]`, `["spec", "template", "spec"]`, ...
+    pub spec_path: Vec<&'static str>,
+}
+
+/// Read the pod (template) of `object`. `Ok(None)` for kinds without a pod spec.
+pub fn template(object: &Value) -> Result<Option<Template>, ManifestError> {
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
     let Some(template) = pod_template_path(kind) else {
         return Ok(None);
@@ -57,7 +67,7 @@ pub fn harden_object(object: &Value, policy: Policy) -> Result<Option<ObjectHard
             path: dotted(&template[..=i]),
         })?;
     }
-    let spec_path: Vec<&str> = template.iter().copied().chain(["spec"]).collect();
+    let spec_path: Vec<&'static str> = template.iter().copied().chain(["spec"]).collect();
     let meta_path: Vec<&str> = template.iter().copied().chain(["metadata"]).collect();
     let spec_value = holder.get("spec").ok_or_else(|| ManifestError::Missing {
         kind: kind.to_string(),
@@ -76,8 +86,20 @@ pub fn harden_object(object: &Value, policy: Policy) -> Result<Option<ObjectHard
             reason: e.to_string(),
         })?,
     };
-    let hardening = engine::harden(&metadata, &spec, &Scope::Pod, policy)?;
-    let prefix = PointerBuf::from_tokens(spec_path);
+    Ok(Some(Template {
+        metadata,
+        spec,
+        spec_path,
+    }))
+}
+
+/// Harden the pod (template) of `object`. `Ok(None)` for kinds without a pod spec.
+pub fn harden_object(object: &Value, policy: Policy) -> Result<Option<ObjectHardening>, ManifestError> {
+    let Some(t) = template(object)? else {
+        return Ok(None);
+    };
+    let hardening = engine::harden(&t.metadata, &t.spec, &Scope::Pod, policy)?;
+    let prefix = PointerBuf::from_tokens(t.spec_path);
     let patch = prefixed(&prefix, &hardening.ops);
     Ok(Some(ObjectHardening { patch, hardening }))
 }

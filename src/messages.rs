@@ -2,6 +2,7 @@
 //! CLI's summary. Bounded so the API server accepts them: each message at
 //! most 256 ASCII characters, all of them together under 4 KiB.
 
+use crate::assess::{Assessment, Verdict};
 use crate::engine::{Check, Field, Report, Target};
 
 pub const MAX_MESSAGE: usize = 256;
@@ -37,6 +38,66 @@ pub fn warnings(report: &Report) -> Vec<String> {
         out.push(format!("still violates PodSecurity \"restricted\": {v}"));
     }
     bound(out.into_iter().map(|m| format!("{PREFIX}{m}")).collect())
+}
+
+/// The one warning of a workload preview: what the pods of this `kind` get
+/// at admission and what `restricted` still rejects. `None` when there is
+/// nothing to say (nothing to add, nothing rejected).
+pub fn preview(kind: &str, a: &Assessment) -> Option<String> {
+    // "8 fields" and, when they fit in one message, " (runAsNonRoot, ...)".
+    let fields = |added: &[crate::engine::Added], names: bool| {
+        let mut distinct: Vec<&str> = Vec::new();
+        for f in added.iter().map(|x| x.field.as_str()) {
+            if !distinct.contains(&f) {
+                distinct.push(f);
+            }
+        }
+        let n = added.len();
+        let count = format!("{n} field{}", if n == 1 { "" } else { "s" });
+        let names = if names {
+            format!(" ({})", distinct.join(", "))
+        } else {
+            String::new()
+        };
+        (count, names)
+    };
+    let rejected = match a.verdict() {
+        Verdict::NeedsChanges => {
+            let mut checks: Vec<&str> = a.remaining.iter().map(|v| v.check.as_str()).collect();
+            checks.sort_unstable();
+            checks.dedup();
+            let denied = if a.denied.is_empty() {
+                ""
+            } else {
+                " (denied by secure-defaults here)"
+            };
+            format!("still rejected by \"restricted\": {}{denied}", checks.join(", "))
+        }
+        Verdict::Ready => "then admitted under \"restricted\"".to_string(),
+    };
+    let line = |names: bool| {
+        let change = match (a.mode, a.untouched) {
+            ("off", _) => "off in this namespace: its pods are not hardened".to_string(),
+            (_, Some(reason)) => format!("its pods are left unchanged: {}", reason.reason()),
+            ("audit", _) if !a.would_add.is_empty() => {
+                let (count, names) = fields(&a.would_add, names);
+                format!("audit mode: its pods are not changed; enforce would add {count}{names}")
+            }
+            _ if !a.added.is_empty() => {
+                let (count, names) = fields(&a.added, names);
+                format!("its pods get {count} at admission{names}")
+            }
+            _ if a.verdict() == Verdict::Ready => return None,
+            _ => "nothing to add to its pods".to_string(),
+        };
+        Some(format!("{PREFIX}{kind} preview: {change}; {rejected}"))
+    };
+    let full = line(true)?;
+    if full.len() <= MAX_MESSAGE {
+        Some(full)
+    } else {
+        line(false)
+    }
 }
 
 /// The Pod Security check an explicit value of this field fails, if any.

@@ -254,7 +254,7 @@ pub fn review(req: &AdmissionRequest<DynamicObject>, config: &Config, ns: Option
     }
     let mut reviewed = if eff.off {
         let mut response = AdmissionResponse::from(req);
-        response.warnings = Some(vec![ns.warning(&format!("{MODE}=off: pod not hardened"))]);
+        response.warnings = Some(vec![ns.warning(&format!("{MODE}=off: pods here are not hardened"))]);
         Reviewed {
             response,
             outcome: skipped(req, config.mode),

@@ -85,8 +85,8 @@ fn webhook_registration_matches_what_the_server_handles() {
     let mwc: MutatingWebhookConfiguration =
         serde_json::from_value(base_object("mutatingwebhookconfiguration.yaml")).unwrap();
     assert_eq!(mwc.metadata.name.as_deref(), Some("secure-defaults"));
-    let [hook] = mwc.webhooks.as_deref().unwrap() else {
-        panic!("one webhook expected")
+    let [hook, previews] = mwc.webhooks.as_deref().unwrap() else {
+        panic!("two webhooks expected: pods, and workload previews")
     };
     assert_eq!(hook.name, "pods.secure-defaults.io");
     assert_eq!(hook.side_effects, "None");
@@ -141,6 +141,25 @@ fn webhook_registration_matches_what_the_server_handles() {
                 s(&["true"])
             ),
         ]
+    );
+
+    // Previews: never block a rollout, never mutate, same namespaces and service.
+    assert_eq!(previews.name, "workloads.secure-defaults.io");
+    assert_eq!(previews.side_effects, "None");
+    assert_eq!(previews.admission_review_versions, ["v1"]);
+    assert_eq!(previews.failure_policy.as_deref(), Some("Ignore"));
+    assert_eq!(previews.reinvocation_policy.as_deref(), Some("Never"));
+    assert!(previews.timeout_seconds.is_some_and(|t| t <= 5));
+    assert_eq!(previews.client_config, hook.client_config);
+    assert_eq!(previews.namespace_selector, hook.namespace_selector);
+    assert_eq!(
+        serde_json::to_value(previews.rules.as_ref().unwrap()).unwrap(),
+        serde_json::json!([
+            {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+             "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"], "scope": "Namespaced"},
+            {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+             "resources": ["jobs", "cronjobs"], "scope": "Namespaced"},
+        ])
     );
 }
 
@@ -515,6 +534,7 @@ fn certs_defaults_fit_the_manifests() {
     let mwc = base_object("mutatingwebhookconfiguration.yaml");
     assert_eq!(patch["metadata"]["name"], mwc["metadata"]["name"]);
     assert_eq!(patch["webhooks"][0]["name"], mwc["webhooks"][0]["name"]);
+    assert_eq!(patch["webhooks"][1]["name"], mwc["webhooks"][1]["name"]);
     let service = &mwc["webhooks"][0]["clientConfig"]["service"];
     assert_eq!(
         (

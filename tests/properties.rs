@@ -22,6 +22,9 @@ fn seccomp() -> impl Strategy<Value = Value> {
         Just(json!({"type": "RuntimeDefault"})),
         Just(json!({"type": "Unconfined"})),
         Just(json!({"type": "Localhost", "localhostProfile": "p.json"})),
+        // Shapes the API server rejects: kept as written, and reported.
+        Just(json!({})),
+        Just(json!({"type": "Custom"})),
     ]
 }
 

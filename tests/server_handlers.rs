@@ -290,8 +290,37 @@ async fn deny_list_on_ephemeral_update_looks_only_at_the_new_container() {
 }
 
 #[actix_web::test]
-async fn other_kinds_operations_and_subresources_pass_untouched() {
+async fn a_deployment_gets_a_preview_warning_and_no_patch() {
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": bare_spec()}}});
+    let review = Review {
+        kind: "Deployment",
+        resource: "deployments",
+        ..Review::create(deployment)
+    };
+    let state = state(Config::default());
+    let response = post(&state, &review).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(response.get("patch"), None, "{response}");
+    let warnings = response["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{response}");
+    assert!(warnings[0]
+        .as_str()
+        .unwrap()
+        .starts_with("secure-defaults: Deployment preview: "));
+    let metrics = state.metrics.encode();
+    assert!(
+        metrics.contains(
+            r#"secure_defaults_admission_requests_total{operation="CREATE",outcome="previewed",mode="enforce"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn other_kinds_operations_and_subresources_pass_untouched() {
+    // Workloads get a preview (tests/previews.rs); a ReplicationController does not.
+    let controller = json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "d"},
         "spec": {"template": {"spec": bare_spec()}}});
     let cases = [
         Review {
@@ -306,9 +335,9 @@ async fn other_kinds_operations_and_subresources_pass_untouched() {
             ..Review::create(pod(bare_spec()))
         },
         Review {
-            kind: "Deployment",
-            resource: "deployments",
-            ..Review::create(deployment)
+            kind: "ReplicationController",
+            resource: "replicationcontrollers",
+            ..Review::create(controller)
         },
         Review {
             kind: "Binding",

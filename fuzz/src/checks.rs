@@ -219,9 +219,11 @@ fn seccomp_values() -> Vec<Value> {
         json!({"type": "Unconfined"}),
         json!({"type": "Localhost", "localhostProfile": "p.json"}),
         Value::Null,
-        // Not here: `{}`, `{"type": "Localhost"}` without a profile and an
-        // unknown type, which the API server rejects: the engine keeps them
-        // (right) without a `kept` entry (RELIABILITY.md, fuzzing findings).
+        // Shapes the API server rejects, kept as written and reported
+        // (RELIABILITY.md, fuzzing findings).
+        json!({}),
+        json!({"type": "Localhost"}),
+        json!({"type": "Custom"}),
     ]
 }
 

@@ -41,9 +41,13 @@ pub struct CertsArgs {
     /// Name of the MutatingWebhookConfiguration whose caBundle is patched.
     #[arg(long, default_value = "secure-defaults")]
     pub webhook_configuration: String,
-    /// Name of the webhook inside it.
-    #[arg(long, default_value = "pods.secure-defaults.io")]
-    pub webhook: String,
+    /// Names of the webhooks inside it whose caBundle is set. Repeatable.
+    #[arg(
+        long,
+        default_values = ["pods.secure-defaults.io", "workloads.secure-defaults.io"],
+        value_name = "NAME"
+    )]
+    pub webhook: Vec<String>,
     /// Days the serving certificate is valid.
     #[arg(long, default_value_t = DEFAULT_VALIDITY_DAYS, value_name = "DAYS")]
     pub validity_days: u32,

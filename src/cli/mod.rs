@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod mutate;
+pub mod scan;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Harden manifests offline and show what the webhook would change.
     Mutate(mutate::MutateArgs),
+    /// Scan a live cluster's workloads: what secure-defaults will add, what stays
+    /// as written, what Pod Security `restricted` will still reject, per namespace.
+    Scan(scan::ScanArgs),
     /// Run the admission webhook: POST /mutate over TLS, probes and metrics on the admin port.
     Serve(serve::ServeArgs),
     /// Generate the webhook's CA, serving certificate, TLS Secret and caBundle (without cert-manager).

@@ -18,7 +18,7 @@ mod rules;
 
 pub use annotations::OptOut;
 pub use baseline::Baseline;
-pub use report::{Check, ContainerKind, Field, Guard, Report, Target, Untouched, Violation};
+pub use report::{Added, Check, ContainerKind, Field, Guard, Kept, Report, Target, Untouched, Violation};
 
 use annotations::Annotations;
 use containers::Slot;

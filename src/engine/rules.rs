@@ -333,10 +333,13 @@ fn identity_guard(orig: &PodSpec, slot: Slot) -> Option<Guard> {
 /// annotation keeps its container (or, at pod level, the pod) as it is.
 fn seccomp(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report, profile: &str) {
     let runtime_default = |a: &str| a == "runtime/default" || a == "docker/default";
+    // What Pod Security `restricted` accepts; anything else (Unconfined, an
+    // empty or unknown type) is an explicit value it rejects: kept, reported.
+    let weak = |p: &SeccompProfile| p.type_ != "RuntimeDefault" && p.type_ != "Localhost";
     let pod_field = pod_sc(ctx.orig).and_then(|p| p.seccomp_profile.as_ref());
     let pod_annotation = ctx.annotations.pod_seccomp();
     match (pod_field, pod_annotation) {
-        (Some(p), _) if p.type_ == "Unconfined" => report.kept(Field::SeccompProfile, Target::Pod, &p.type_),
+        (Some(p), _) if weak(p) => report.kept(Field::SeccompProfile, Target::Pod, &p.type_),
         (None, Some(a)) if !runtime_default(a) => {
             report.kept(Field::SeccompProfile, Target::Pod, format!("annotation {a}"))
         }
@@ -352,7 +355,7 @@ fn seccomp(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report, profile: &str) {
             c.security_context().and_then(|s| s.seccomp_profile.as_ref()),
             ctx.annotations.container_seccomp(c.name()),
         ) {
-            (Some(p), _) if p.type_ == "Unconfined" => report.kept(Field::SeccompProfile, target, &p.type_),
+            (Some(p), _) if weak(p) => report.kept(Field::SeccompProfile, target, &p.type_),
             (Some(_), _) => {}
             (None, Some(a)) if !runtime_default(a) => {
                 report.kept(Field::SeccompProfile, target, format!("annotation {a}"));

@@ -169,6 +169,12 @@ fn adds_exactly_what_is_missing(#[case] pod: &str, #[case] expected: &[&str]) {
     &["pod seccompProfile=\"annotation unconfined\""],
     &[],
 )]
+#[case::seccomp_profiles_restricted_rejects_are_kept_and_reported(
+    "spec: {securityContext: {runAsNonRoot: true, runAsUser: 1, runAsGroup: 1, fsGroup: 1, seccompProfile: {type: \"\"}}, containers: [{name: a, image: x, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, seccompProfile: {type: Custom}}}]}",
+    &[],
+    &["pod seccompProfile=\"\"", "container \"a\" seccompProfile=\"Custom\""],
+    &[],
+)]
 fn explicit_values_and_guards(
     #[case] pod: &str,
     #[case] expected_ops: &[&str],

@@ -1,0 +1,246 @@
+//! `secure-defaults scan`: what secure-defaults will do to the workloads of a
+//! live cluster, read with the usual kubeconfig rules.
+//!
+//! Lists are paginated (`--chunk-size`) and each page is reduced to its
+//! assessments before the next is fetched, so a cluster of thousands of pods
+//! is never held in memory at once. Read-only: list and get, nothing else.
+
+use crate::config::Config;
+use crate::namespace_policy::NamespaceInfo;
+use crate::scan::{self, Scanner};
+use anyhow::{bail, Context, Result};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::ApiResource;
+use kube::Client;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// A table per namespace and a summary.
+    Table,
+    /// The whole report as JSON, for tooling.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Exit with status 3 when the pods of any workload would still be
+    /// rejected by Pod Security `restricted` (or a template cannot be read).
+    Remaining,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Path to the kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use; default: the current context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace to scan; repeatable. Default: the context's namespace.
+    #[arg(short, long = "namespace", value_name = "NAME", conflicts_with = "all_namespaces")]
+    pub namespaces: Vec<String>,
+    /// Scan every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Only workloads (and bare pods) matching this label selector, e.g. `app=web,tier!=db`.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    /// The webhook's configuration (baseline, mode, deny list); the embedded default when omitted.
+    #[arg(long, env = "SECURE_DEFAULTS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Ignore namespace labels and annotations (`secure-defaults.io/*`), as a
+    /// webhook started without `--namespace-policy` does. The shipped
+    /// manifests turn the namespace policy on.
+    #[arg(long)]
+    pub no_namespace_policy: bool,
+    /// Exit with status 3 when a workload would still be rejected (for CI gates).
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub fail_on: Option<FailOn>,
+    /// Objects per list request.
+    #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_size: u32,
+    /// No progress on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Exit status when `--fail-on remaining` finds workloads that need changes.
+pub const EXIT_REMAINING: u8 = 3;
+
+/// Run the scan and print the report; `Ok(false)` when `--fail-on` fails.
+pub fn run(args: &ScanArgs) -> Result<bool> {
+    let config = Config::load_or_default(args.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let report = runtime.block_on(scan(args, &config))?;
+    let mut stdout = std::io::stdout().lock();
+    match args.output {
+        Output::Table => stdout.write_all(scan::table(&report).as_bytes())?,
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &report)?;
+            writeln!(stdout)?;
+        }
+    }
+    stdout.flush()?;
+    Ok(!(args.fail_on == Some(FailOn::Remaining) && report.needing_changes() > 0))
+}
+
+async fn client(args: &ScanArgs) -> Result<(Client, String)> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config = match (&args.kubeconfig, &args.context) {
+        (Some(path), _) => {
+            let kubeconfig =
+                Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
+        }
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await?,
+        (None, None) => kube::Config::infer()
+            .await
+            .context("no kubeconfig ($KUBECONFIG, ~/.kube/config) and not running in a cluster")?,
+    };
+    let namespace = config.default_namespace.clone();
+    Ok((Client::try_from(config)?, namespace))
+}
+
+async fn scan(args: &ScanArgs, config: &Config) -> Result<scan::Report> {
+    let (client, default_namespace) = client(args).await?;
+    let mut progress = Progress::new(args.quiet);
+    let mut scanner = Scanner::new(config, !args.no_namespace_policy);
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let scopes: Vec<Option<String>> = if args.all_namespaces {
+        let mut params = ListParams::default().limit(args.chunk_size);
+        loop {
+            let page = namespaces.list(&params).await.context("listing namespaces")?;
+            for ns in &page.items {
+                scanner.namespace(&NamespaceInfo::from_namespace(ns));
+            }
+            progress.count("namespaces", "the cluster", page.items.len());
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+        vec![None]
+    } else {
+        let names = if args.namespaces.is_empty() {
+            vec![default_namespace]
+        } else {
+            args.namespaces.clone()
+        };
+        for name in &names {
+            let ns = namespaces
+                .get_opt(name)
+                .await
+                .with_context(|| format!("reading namespace {name}"))?;
+            let Some(ns) = ns else {
+                bail!("namespace {name} not found");
+            };
+            scanner.namespace(&NamespaceInfo::from_namespace(&ns));
+        }
+        names.into_iter().map(Some).collect()
+    };
+
+    let kinds = [
+        ApiResource::erase::<Pod>(&()),
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<DaemonSet>(&()),
+        ApiResource::erase::<ReplicaSet>(&()),
+        ApiResource::erase::<Job>(&()),
+        ApiResource::erase::<CronJob>(&()),
+    ];
+    for scope in &scopes {
+        let place = scope
+            .as_deref()
+            .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
+        for resource in &kinds {
+            let api: Api<DynamicObject> = match scope {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+                None => Api::all_with(client.clone(), resource),
+            };
+            let mut params = ListParams::default().limit(args.chunk_size);
+            if let Some(selector) = &args.selector {
+                params = params.labels(selector);
+            }
+            loop {
+                let page = api
+                    .list(&params)
+                    .await
+                    .with_context(|| format!("listing {} in {place}", resource.plural))?;
+                for item in &page.items {
+                    let mut object = serde_json::to_value(item)?;
+                    // List items carry no apiVersion/kind.
+                    object["kind"] = resource.kind.clone().into();
+                    object["apiVersion"] = resource.api_version.clone().into();
+                    scanner.object(&object);
+                }
+                progress.count(&resource.plural, &place, page.items.len());
+                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(token) => params = params.continue_token(&token),
+                    None => break,
+                }
+            }
+            progress.done(&resource.plural, &place);
+        }
+    }
+    progress.finish();
+    Ok(scanner.finish())
+}
+
+/// Counts on standard error: one updating line on a terminal, a line per
+/// list otherwise (CI logs), nothing with `--quiet`.
+struct Progress {
+    enabled: bool,
+    terminal: bool,
+    listed: usize,
+    current: usize,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        Progress {
+            enabled: !quiet,
+            terminal: std::io::stderr().is_terminal(),
+            listed: 0,
+            current: 0,
+        }
+    }
+
+    fn count(&mut self, what: &str, place: &str, n: usize) {
+        self.listed += n;
+        self.current += n;
+        if self.enabled && self.terminal {
+            eprint!(
+                "\r\x1b[Kscan: {} objects listed ({what} in {place}: {})",
+                self.listed, self.current
+            );
+        }
+    }
+
+    fn done(&mut self, what: &str, place: &str) {
+        if self.enabled && !self.terminal {
+            eprintln!("scan: {} {what} in {place}", self.current);
+        }
+        self.current = 0;
+    }
+
+    fn finish(&self) {
+        if self.enabled && self.terminal {
+            eprintln!("\r\x1b[Kscan: {} objects listed", self.listed);
+        }
+    }
+}
