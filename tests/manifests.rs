@@ -143,6 +143,14 @@ fn webhook_registration_matches_what_the_server_handles() {
         ]
     );
 
+    // `secure-defaults scan` treats the same namespaces as never sent.
+    assert_eq!(exprs[0].2, s(&secure_defaults::scan::EXCLUDED_NAMESPACES));
+    let (key, value) = secure_defaults::scan::IGNORE_LABEL;
+    assert_eq!(
+        (exprs[1].0.as_str(), exprs[1].2.as_slice()),
+        (key, s(&[value]).as_slice())
+    );
+
     // Previews: never block a rollout, never mutate, same namespaces and service.
     assert_eq!(previews.name, "workloads.secure-defaults.io");
     assert_eq!(previews.side_effects, "None");
