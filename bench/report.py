@@ -23,7 +23,7 @@ import os
 import sys
 
 CASES = ["small", "typical", "large-100-containers", "update-ephemeral-3mb"]
-SERVERS = ["webhook", "noop"]
+SERVERS = ["webhook", "noop", "before"]
 
 # (key, target, "max" or "min", what it stands for)
 TARGETS = [
@@ -158,6 +158,8 @@ def main():
     if args.command == "summarize":
         json.dump(summarize(args.out), sys.stdout, indent=1, sort_keys=True)
         print()
+    elif not os.path.exists(args.recorded):
+        print(f"no recorded figures in {args.recorded}: nothing to compare")
     else:
         with open(args.recorded) as f:
             recorded = json.load(f)

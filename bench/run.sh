@@ -15,7 +15,8 @@
 #     bench/recorded.json (the figures in BENCHMARKS.md): what moved.
 #
 # About three to four minutes after the build. LOAD_SECONDS (default 8) is
-# the length of each load phase. The numbers are only as quiet as the
+# the length of each load phase; LOAD_ONLY=1 skips the review-path benches
+# (their last results stay in place). The numbers are only as quiet as the
 # machine: compare ratios from one run (webhook/no-op), not across runs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,6 +35,11 @@ if [[ ! -x "$oha" ]]; then
   cargo install oha --version "$oha_version" --locked --root "$(dirname "$(dirname "$oha")")"
 fi
 
+# As the image sets it (Dockerfile): mimalloc without eager arena commit,
+# about 10 MiB less RSS at idle.
+export MIMALLOC_ARENA_EAGER_COMMIT="${MIMALLOC_ARENA_EAGER_COMMIT:-0}"
+server_pin=()
+if [[ $(nproc) -gt $client_core ]]; then server_pin=(taskset -c "$server_core"); fi
 pin() { # pin CORE CMD...: on that core when the machine has it
   local core=$1
   shift
@@ -53,12 +59,14 @@ echo "== build"
 cargo build --release --locked --bin secure-defaults --example noop_webhook
 cargo bench --locked --bench review_path --bench review_latency --no-run
 
+if [[ -z "${LOAD_ONLY:-}" ]]; then
 echo "== review path: criterion, core $server_core"
 pin "$server_core" cargo bench --locked --bench review_path -- --warm-up-time 1 --measurement-time 3 "$@" 2>&1 |
   tee "$out/review_path.txt"
 echo "== review path: per-review latency, core $server_core (also writes the request bodies)"
 BENCH_OUT="$out" pin "$server_core" cargo bench --locked --bench review_latency -- 3 2>&1 |
   tee "$out/review_latency.txt"
+fi
 
 status() { # status PID FIELD: kB
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
@@ -75,14 +83,15 @@ load() { # load NAME FILE OHA-ARGS...: one oha run against $url, JSON to FILE
   echo "-- $name: oha $*"
   pin "$client_core" "$oha" --no-tui --output-format json --cacert "$out/load/ca.pem" \
     -m POST -T application/json "$@" "$url" >"$file"
-  jq -r '"   \(.summary.requestsPerSec | floor) req/s, p50 \(.latencyPercentiles.p50 * 1000 * 1000 | round / 1000) ms, p99 \(.latencyPercentiles.p99 * 1000 * 1000 | round / 1000) ms, ok \(.statusCodeDistribution["200"] // 0), errors \(.errorDistribution | length)"' "$file"
+  jq -r '"   \(.summary.requestsPerSec | floor) req/s, p50 \((.latencyPercentiles.p50 // 0) * 1000 * 1000 | round / 1000) ms, p99 \((.latencyPercentiles.p99 // 0) * 1000 * 1000 | round / 1000) ms, ok \(.statusCodeDistribution["200"] // 0), not answered \([.errorDistribution[]] | add // 0) \(.errorDistribution | keys)"' "$file"
 }
 
 serve() { # serve NAME BINARY: the full load sequence against one server
   local name=$1 binary=$2 dir="$out/load/$1"
   mkdir -p "$dir"
   echo "== load: $name (--workers 1 on core $server_core, oha on core $client_core)"
-  pin "$server_core" "$binary" serve --self-signed --workers 1 --listen 127.0.0.1:18443 \
+  # Started directly (not through a shell function) so that $! is the server.
+  "${server_pin[@]}" "$binary" serve --self-signed --workers 1 --listen 127.0.0.1:18443 \
     --admin-listen 127.0.0.1:18080 --ca-out "$out/load/ca.pem" --shutdown-delay 0s 2>"$dir/server.log" &
   local pid=$!
   for _ in $(seq 100); do
@@ -126,6 +135,8 @@ printf '#!/bin/sh\nshift\nexec %q "$@"\n' "$CARGO_TARGET_DIR/release/examples/no
 chmod +x "$noop"
 serve webhook "$CARGO_TARGET_DIR/release/secure-defaults"
 serve noop "$noop"
+# BEFORE=path/to/an/older/secure-defaults: load it too, for a before/after in one run.
+if [[ -n "${BEFORE:-}" ]]; then serve before "$BEFORE"; fi
 
 echo "== results"
 python3 bench/report.py summarize "$out" >"$out/results.json"
