@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::response::StatusSummary;
 use kube::core::{ApiResource, DynamicObject, DynamicResourceScope, Resource, TypeMeta};
-use serde::de::Error as _;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -132,57 +132,85 @@ pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
     }
 }
 
-/// A request's `object` or `oldObject`: its metadata read, the rest kept as
-/// the JSON it came in and read on demand straight into the type the request
-/// is about ([`Object::parse`]). So the object is parsed once, into typed
-/// structs, rather than into a `serde_json::Value` and then again from it.
+/// A request's `object` or `oldObject`, read in one pass: `apiVersion`,
+/// `kind` and `metadata` typed, every other member kept as the raw JSON it
+/// came in, to be read on demand straight into the type the request is about
+/// ([`Object::parse_field`]). So the object is parsed once, into typed
+/// structs, rather than into a `serde_json::Value` and then again from it,
+/// and members nobody reads are only scanned.
 #[derive(Debug, Clone)]
 pub struct Object {
     /// `apiVersion` and `kind`, when the object has both.
     pub types: Option<TypeMeta>,
     pub metadata: ObjectMeta,
-    raw: Box<RawValue>,
+    /// The other members (`spec`, `status`, ...), in order.
+    fields: Vec<(String, Box<RawValue>)>,
 }
 
 impl Object {
-    /// The object's JSON, as it came in.
-    pub fn raw(&self) -> &RawValue {
-        &self.raw
+    /// A member other than `apiVersion`, `kind` and `metadata`, as it came in.
+    pub fn field(&self, name: &str) -> Option<&RawValue> {
+        self.fields.iter().rev().find(|(k, _)| k == name).map(|(_, v)| &**v)
     }
 
-    /// Read the object into `T` (for example a struct with only the fields a
-    /// caller needs; fields `T` does not name are skipped, not read).
-    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
-        serde_json::from_str(self.raw.get())
+    /// Read a member into `T` (for example a struct with only the fields a
+    /// caller needs; what `T` does not name is skipped, not read). `None`
+    /// when the member is absent or `null`.
+    pub fn parse_field<'a, T: Deserialize<'a>>(&'a self, name: &str) -> Option<serde_json::Result<T>> {
+        self.field(name)
+            .filter(|raw| raw.get() != "null")
+            .map(|raw| serde_json::from_str(raw.get()))
     }
 
     /// The object as a [`DynamicObject`] (a `serde_json::Value`), for code
     /// off the hot path that wants one.
     pub fn to_dynamic(&self) -> serde_json::Result<DynamicObject> {
-        self.parse()
+        let mut data = serde_json::Map::new();
+        for (k, v) in &self.fields {
+            data.insert(k.clone(), serde_json::from_str(v.get())?);
+        }
+        Ok(DynamicObject {
+            types: self.types.clone(),
+            metadata: self.metadata.clone(),
+            data: Value::Object(data),
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for Object {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Head {
-            api_version: Option<String>,
-            kind: Option<String>,
-            #[serde(default)]
-            metadata: ObjectMeta,
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = Object;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+        let (mut api_version, mut kind, mut metadata) = (None, None, None);
+        let mut fields = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "apiVersion" => api_version = map.next_value::<Option<String>>()?,
+                "kind" => kind = map.next_value::<Option<String>>()?,
+                "metadata" => metadata = Some(map.next_value::<ObjectMeta>()?),
+                _ => fields.push((key, map.next_value::<Box<RawValue>>()?)),
+            }
         }
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
-        let head: Head = serde_json::from_str(raw.get()).map_err(|e| D::Error::custom(without_position(&e)))?;
-        let types = match (head.api_version, head.kind) {
+        let types = match (api_version, kind) {
             (Some(api_version), Some(kind)) => Some(TypeMeta { api_version, kind }),
             _ => None,
         };
         Ok(Object {
             types,
-            metadata: head.metadata,
-            raw,
+            metadata: metadata.unwrap_or_default(),
+            fields,
         })
     }
 }
@@ -461,14 +489,10 @@ fn harden(req: &Request, subject: Subject, config: &Config) -> Result<Option<Har
         .object
         .as_ref()
         .ok_or_else(|| invalid("the request has no object".into()))?;
-    #[derive(Deserialize)]
-    struct Pod {
-        spec: Option<PodSpec>,
-    }
-    let spec = match object.parse::<Pod>() {
-        Ok(Pod { spec: Some(spec) }) => spec,
-        Ok(Pod { spec: None }) => return Err(invalid("the Pod has no spec".into())),
-        Err(e) => {
+    let spec = match object.parse_field::<PodSpec>("spec") {
+        Some(Ok(spec)) => spec,
+        None => return Err(invalid("the Pod has no spec".into())),
+        Some(Err(e)) => {
             return Err(invalid(format!(
                 "the Pod's spec cannot be read: {}",
                 without_position(&e)
@@ -514,10 +538,6 @@ fn harden(req: &Request, subject: Subject, config: &Config) -> Result<Option<Har
 /// container of the new object is hardened.
 fn old_ephemeral_names(old: &Object) -> Vec<String> {
     #[derive(Deserialize)]
-    struct Pod {
-        spec: Option<Spec>,
-    }
-    #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Spec {
         ephemeral_containers: Option<Vec<Named>>,
@@ -526,7 +546,7 @@ fn old_ephemeral_names(old: &Object) -> Vec<String> {
     struct Named {
         name: Option<Value>,
     }
-    let Ok(Pod { spec: Some(spec) }) = old.parse::<Pod>() else {
+    let Some(Ok(spec)) = old.parse_field::<Spec>("spec") else {
         return Vec::new();
     };
     spec.ephemeral_containers
@@ -867,6 +887,8 @@ mod tests {
         let dynamic = object.to_dynamic().expect("dynamic");
         assert_eq!(dynamic.data["newField"], serde_json::json!({"x": [1, 2]}));
         assert_eq!(dynamic.metadata.annotations.expect("annotations")["a"], "b");
-        assert!(object.raw().get().contains(r#""newField":{"x":[1,2]}"#));
+        assert_eq!(object.field("newField").map(RawValue::get), Some(r#"{"x":[1,2]}"#));
+        assert!(object.field("metadata").is_none());
+        assert_eq!(dynamic.data["spec"], serde_json::json!({"containers": []}));
     }
 }
