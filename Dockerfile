@@ -18,6 +18,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/secure-defaults /usr/local/bin/secure-defaults
 USER 65532:65532
+# mimalloc (the binary's allocator) without eager arena commit: about 10 MiB
+# less RSS at idle (BENCHMARKS.md).
+ENV MIMALLOC_ARENA_EAGER_COMMIT=0
 # 8443: webhook (TLS). 8080: /healthz, /readyz, /metrics (plain HTTP).
 EXPOSE 8443 8080
 ENTRYPOINT ["/usr/local/bin/secure-defaults"]

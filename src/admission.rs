@@ -21,11 +21,15 @@ use crate::manifest::{pod_template_path, prefixed};
 use crate::messages;
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::PodSpec;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::response::StatusSummary;
-use kube::core::DynamicObject;
-use serde::Deserialize;
+use kube::core::{ApiResource, DynamicObject, DynamicResourceScope, Resource, TypeMeta};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use thiserror::Error;
 
@@ -67,10 +71,13 @@ pub enum BodyError {
     NoRequest,
 }
 
+/// An admission request as this webhook reads it.
+pub type Request = AdmissionRequest<Object>;
+
 /// A body that is an AdmissionReview.
 #[derive(Debug)]
 pub enum Parsed {
-    Request(Box<AdmissionRequest<DynamicObject>>),
+    Request(Box<Request>),
     /// A review with a uid whose request does not parse (for example its
     /// object's metadata has an unexpected shape). It is answered, not refused.
     Unreadable {
@@ -79,16 +86,33 @@ pub enum Parsed {
     },
 }
 
+/// The AdmissionReview around a request. Not kube's `AdmissionReview`: its
+/// flattened `TypeMeta` makes serde buffer the whole review (every string
+/// and map of the object) before reading it, and a buffered object cannot
+/// be kept as raw JSON ([`Object`]).
+#[derive(Deserialize)]
+struct Review {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    kind: String,
+    request: Option<Request>,
+}
+
 /// Read a request body. serde_json's recursion limit (128) stays on, so deeply
-/// nested JSON is an error, not a stack overflow.
+/// nested JSON is an error, not a stack overflow (what is only skipped, like
+/// fields the bindings do not know, is skipped without recursion).
 pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyError::Empty);
     }
-    match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
+    match serde_json::from_slice::<Review>(body) {
         Ok(review) => {
-            check_version(&review.types.api_version, &review.types.kind)?;
-            let request = review.try_into().map_err(|_| BodyError::NoRequest)?;
+            check_version(&review.api_version, &review.kind)?;
+            let mut request = review.request.ok_or(BodyError::NoRequest)?;
+            request.types = TypeMeta {
+                api_version: review.api_version,
+                kind: review.kind,
+            };
             Ok(Parsed::Request(Box::new(request)))
         }
         Err(e) if e.classify() != serde_json::error::Category::Data => Err(BodyError::NotJson(e.to_string())),
@@ -109,6 +133,135 @@ pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
                 _ => Err(BodyError::NotAReview(e.to_string())),
             }
         }
+    }
+}
+
+/// A request's `object` or `oldObject`, read in one pass: `apiVersion`,
+/// `kind` and `metadata` typed, every other member kept as the raw JSON it
+/// came in, to be read on demand straight into the type the request is about
+/// ([`Object::parse_field`]). So the object is parsed once, into typed
+/// structs, rather than into a `serde_json::Value` and then again from it,
+/// and members nobody reads are only scanned.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// `apiVersion` and `kind`, when the object has both.
+    pub types: Option<TypeMeta>,
+    pub metadata: ObjectMeta,
+    /// The other members (`spec`, `status`, ...), in order.
+    fields: Vec<(String, Box<RawValue>)>,
+}
+
+impl Object {
+    /// A member other than `apiVersion`, `kind` and `metadata`, as it came in.
+    pub fn field(&self, name: &str) -> Option<&RawValue> {
+        self.fields.iter().rev().find(|(k, _)| k == name).map(|(_, v)| &**v)
+    }
+
+    /// Read a member into `T` (for example a struct with only the fields a
+    /// caller needs; what `T` does not name is skipped, not read). `None`
+    /// when the member is absent or `null`.
+    pub fn parse_field<'a, T: Deserialize<'a>>(&'a self, name: &str) -> Option<serde_json::Result<T>> {
+        self.field(name)
+            .filter(|raw| raw.get() != "null")
+            .map(|raw| serde_json::from_str(raw.get()))
+    }
+
+    /// The object as a [`DynamicObject`] (a `serde_json::Value`), for code
+    /// off the hot path that wants one.
+    pub fn to_dynamic(&self) -> serde_json::Result<DynamicObject> {
+        let mut data = serde_json::Map::new();
+        for (k, v) in &self.fields {
+            data.insert(k.clone(), serde_json::from_str(v.get())?);
+        }
+        Ok(DynamicObject {
+            types: self.types.clone(),
+            metadata: self.metadata.clone(),
+            data: Value::Object(data),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Object {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = Object;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+        let (mut api_version, mut kind, mut metadata) = (None, None, None);
+        let mut fields = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "apiVersion" => api_version = map.next_value::<Option<String>>()?,
+                "kind" => kind = map.next_value::<Option<String>>()?,
+                "metadata" => metadata = Some(map.next_value::<ObjectMeta>()?),
+                _ => fields.push((key, map.next_value::<Box<RawValue>>()?)),
+            }
+        }
+        let types = match (api_version, kind) {
+            (Some(api_version), Some(kind)) => Some(TypeMeta { api_version, kind }),
+            _ => None,
+        };
+        Ok(Object {
+            types,
+            metadata: metadata.unwrap_or_default(),
+            fields,
+        })
+    }
+}
+
+/// kube's admission types need a [`Resource`]; like [`DynamicObject`], its
+/// type is known at run time only.
+impl Resource for Object {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// A serde_json message without its ` at line L column C`: positions inside
+/// the object would read as positions in the body.
+fn without_position(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match message.strip_suffix(&suffix) {
+        Some(m) => m.to_string(),
+        None => message,
     }
 }
 
@@ -227,7 +380,7 @@ pub fn unreadable(uid: &str, reason: &str, config: &Config) -> Reviewed {
 }
 
 /// Answer one admission request.
-pub fn review(req: &AdmissionRequest<DynamicObject>, config: &Config) -> Reviewed {
+pub fn review(req: &Request, config: &Config) -> Reviewed {
     let outcome = Outcome::of(req, config.mode);
     let response = AdmissionResponse::from(req);
     match subject(req) {
@@ -283,7 +436,7 @@ impl Outcome {
         }
     }
 
-    fn of(req: &AdmissionRequest<DynamicObject>, mode: Mode) -> Outcome {
+    fn of(req: &Request, mode: Mode) -> Outcome {
         let generate_name = req
             .object
             .as_ref()
@@ -335,7 +488,7 @@ const WORKLOADS: [(&str, &str, &str); 6] = [
     ("batch", "cronjobs", "CronJob"),
 ];
 
-fn subject(req: &AdmissionRequest<DynamicObject>) -> Option<Subject> {
+fn subject(req: &Request) -> Option<Subject> {
     let pods = req.resource.group.is_empty()
         && req.resource.version == "v1"
         && req.resource.resource == "pods"
@@ -361,11 +514,7 @@ struct Hardened {
 
 /// Run the engine on the request's pod. `Ok(None)`: nothing in scope
 /// (an ephemeral-containers update that adds none).
-fn harden(
-    req: &AdmissionRequest<DynamicObject>,
-    change: PodChange,
-    config: &Config,
-) -> Result<Option<Hardened>, Problem> {
+fn harden(req: &Request, change: PodChange, config: &Config) -> Result<Option<Hardened>, Problem> {
     let invalid = |reason: String| Problem {
         kind: problem::INVALID_OBJECT,
         reason,
@@ -374,9 +523,15 @@ fn harden(
         .object
         .as_ref()
         .ok_or_else(|| invalid("the request has no object".into()))?;
-    let spec = match object.data.get("spec") {
-        None | Some(Value::Null) => return Err(invalid("the Pod has no spec".into())),
-        Some(spec) => PodSpec::deserialize(spec).map_err(|e| invalid(format!("the Pod's spec cannot be read: {e}")))?,
+    let spec = match object.parse_field::<PodSpec>("spec") {
+        Some(Ok(spec)) => spec,
+        None => return Err(invalid("the Pod has no spec".into())),
+        Some(Err(e)) => {
+            return Err(invalid(format!(
+                "the Pod's spec cannot be read: {}",
+                without_position(&e)
+            )))
+        }
     };
     let scope = match change {
         PodChange::Create => Scope::Pod,
@@ -385,14 +540,8 @@ fn harden(
                 .old_object
                 .as_ref()
                 .ok_or_else(|| invalid("the update has no oldObject".into()))?;
-            let before: BTreeSet<&str> = old
-                .data
-                .pointer("/spec/ephemeralContainers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.get("name").and_then(Value::as_str))
-                .collect();
+            let before = old_ephemeral_names(old);
+            let before: BTreeSet<&str> = before.iter().map(String::as_str).collect();
             let new: Vec<String> = spec
                 .ephemeral_containers
                 .iter()
@@ -420,7 +569,7 @@ fn harden(
 /// A workload: allowed as sent, with one warning previewing what admission
 /// will do to its pods. An UPDATE that leaves the pod template as it was
 /// (a scale, a label, a controller's bookkeeping) gets no warning.
-fn preview(req: &AdmissionRequest<DynamicObject>, config: &Config, outcome: Outcome) -> Reviewed {
+fn preview(req: &Request, config: &Config, outcome: Outcome) -> Reviewed {
     let response = AdmissionResponse::from(req);
     let skipped = |response| Reviewed {
         response,
@@ -433,6 +582,10 @@ fn preview(req: &AdmissionRequest<DynamicObject>, config: &Config, outcome: Outc
     let Some(object) = req.object.as_ref() else {
         return skipped(response);
     };
+    // Off the pod hot path: the workload as a Value is fine here.
+    let Ok(object) = object.to_dynamic() else {
+        return skipped(response);
+    };
     let template_pointer = |o: &DynamicObject| {
         let path = pod_template_path(kind).unwrap_or_default();
         path.iter()
@@ -440,12 +593,12 @@ fn preview(req: &AdmissionRequest<DynamicObject>, config: &Config, outcome: Outc
             .try_fold(o.data.get("spec")?, |v, key| v.get(key))
             .cloned()
     };
-    if let Some(old) = req.old_object.as_ref() {
-        if template_pointer(old) == template_pointer(object) {
+    if let Some(Ok(old)) = req.old_object.as_ref().map(Object::to_dynamic) {
+        if template_pointer(&old) == template_pointer(&object) {
             return skipped(response);
         }
     }
-    let mut value = match serde_json::to_value(object) {
+    let mut value = match serde_json::to_value(&object) {
         Ok(v) => v,
         Err(_) => return skipped(response),
     };
@@ -470,12 +623,34 @@ fn preview(req: &AdmissionRequest<DynamicObject>, config: &Config, outcome: Outc
     }
 }
 
-fn decide(
-    req: &AdmissionRequest<DynamicObject>,
-    config: &Config,
-    Hardened { scope, hardening }: Hardened,
-    outcome: Outcome,
-) -> Reviewed {
+/// The names of the ephemeral containers the pod had before the update: read
+/// from the old object alone, skipping the rest (3 MB of it at most). An old
+/// object of an unexpected shape counts as having none, so every ephemeral
+/// container of the new object is hardened.
+fn old_ephemeral_names(old: &Object) -> Vec<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Spec {
+        ephemeral_containers: Option<Vec<Named>>,
+    }
+    #[derive(Deserialize)]
+    struct Named {
+        name: Option<Value>,
+    }
+    let Some(Ok(spec)) = old.parse_field::<Spec>("spec") else {
+        return Vec::new();
+    };
+    spec.ephemeral_containers
+        .into_iter()
+        .flatten()
+        .filter_map(|c| match c.name {
+            Some(Value::String(name)) => Some(name),
+            _ => None,
+        })
+        .collect()
+}
+
+fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardened, outcome: Outcome) -> Reviewed {
     let audit = config.mode == Mode::Audit;
     let mut report = hardening.report;
     if let Scope::EphemeralContainers(names) = &scope {
@@ -754,11 +929,57 @@ mod tests {
         let err = parse(deep.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("recursion limit"), "{err}");
         let deep_object = format!(
-            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","object":{}{}}}}}"#,
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","object":{}0{}}}}}"#,
             r#"{"a":"#.repeat(50_000),
             "}".repeat(50_000)
         );
         let err = parse(deep_object.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("recursion limit"), "{err}");
+        // Without the innermost value it is not JSON: the object is skipped
+        // (kept raw) without recursion, so the error is found at the bottom.
+        let broken = deep_object.replace(":0}", ":}");
+        assert!(matches!(parse(broken.as_bytes()).unwrap_err(), BodyError::NotJson(_)));
+    }
+
+    #[test]
+    fn deep_nesting_in_fields_the_bindings_do_not_know_is_skipped_not_refused() {
+        let wrap = |object: &str| {
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u",
+                "kind":{{"group":"","version":"v1","kind":"Pod"}},"resource":{{"group":"","version":"v1","resource":"pods"}},
+                "operation":"CREATE","userInfo":{{}},"object":{object}}}}}"#
+            )
+        };
+        let deep = format!("{}0{}", r#"{"a":"#.repeat(1_000), "}".repeat(1_000));
+        let body = wrap(&format!(
+            r#"{{"metadata":{{"name":"p"}},"spec":{{"containers":[{{"name":"app","image":"app","x":{deep}}}]}},"y":{deep}}}"#
+        ));
+        let Ok(Parsed::Request(req)) = parse(body.as_bytes()) else {
+            panic!("parses")
+        };
+        let reviewed = review(&req, &Config::default());
+        assert_eq!(reviewed.outcome.decision, Decision::Patched);
+    }
+
+    #[test]
+    fn the_object_is_read_into_typed_parts() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u",
+            "kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},
+            "operation":"CREATE","userInfo":{},
+            "object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"a":"b"}},
+                      "spec":{"containers":[]},"newField":{"x":[1,2]}}}}"#;
+        let Ok(Parsed::Request(req)) = parse(body) else {
+            panic!("parses")
+        };
+        assert_eq!(req.types.api_version, API_VERSION);
+        let object = req.object.as_ref().expect("object");
+        assert_eq!(object.metadata.name.as_deref(), Some("p"));
+        assert_eq!(object.types.as_ref().map(|t| t.kind.as_str()), Some("Pod"));
+        let dynamic = object.to_dynamic().expect("dynamic");
+        assert_eq!(dynamic.data["newField"], serde_json::json!({"x": [1, 2]}));
+        assert_eq!(dynamic.metadata.annotations.expect("annotations")["a"], "b");
+        assert_eq!(object.field("newField").map(RawValue::get), Some(r#"{"x":[1,2]}"#));
+        assert!(object.field("metadata").is_none());
+        assert_eq!(dynamic.data["spec"], serde_json::json!({"containers": []}));
     }
 }

@@ -2,6 +2,12 @@ use clap::Parser;
 use secure_defaults::cli::{self, Cli, Command};
 use std::process::ExitCode;
 
+/// The review path makes many small, short-lived allocations (the parsed
+/// request, the patch, the answer): mimalloc serves them faster than glibc's
+/// malloc. See BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {

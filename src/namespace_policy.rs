@@ -13,13 +13,12 @@
 //! (labels are what `kubectl get ns -l` shows and selects); an invalid value
 //! is ignored with a warning, never in the weaker direction.
 
-use crate::admission::{self, Decision, Outcome, Reviewed};
+use crate::admission::{self, Decision, Outcome, Request, Reviewed};
 use crate::config::{Config, Mode};
 use crate::engine::baseline::ProfileType;
 use crate::messages;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
-use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionResponse, Operation};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde::{Deserialize, Serialize};
@@ -244,7 +243,7 @@ pub fn effective<'a>(config: &'a Config, ns: &NamespaceInfo) -> Effective<'a> {
 /// Answer one request in its namespace: [`admission::review`] on the
 /// effective configuration, the namespace's warnings added to the response
 /// (and logged), `off` answered untouched.
-pub fn review(req: &AdmissionRequest<DynamicObject>, config: &Config, ns: Option<&NamespaceInfo>) -> Reviewed {
+pub fn review(req: &Request, config: &Config, ns: Option<&NamespaceInfo>) -> Reviewed {
     let Some(ns) = ns else {
         return admission::review(req, config);
     };
@@ -276,7 +275,7 @@ pub fn review(req: &AdmissionRequest<DynamicObject>, config: &Config, ns: Option
     reviewed
 }
 
-fn skipped(req: &AdmissionRequest<DynamicObject>, mode: Mode) -> Outcome {
+fn skipped(req: &Request, mode: Mode) -> Outcome {
     Outcome {
         decision: Decision::Skipped,
         mode,

@@ -6,7 +6,7 @@
 use crate::config::Config;
 use crate::namespace_policy::NamespaceCache;
 use crate::server::tls::{CertSource, PemPair};
-use crate::server::{self, dev_cert, duration, Settings};
+use crate::server::{self, dev_cert, duration, Reviewer, Settings};
 use anyhow::{Context, Result};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -103,6 +103,12 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
+    run_with(args, server::harden)
+}
+
+/// [`run`] with another [`Reviewer`]: the benchmarks' no-op endpoint
+/// (`examples/noop_webhook.rs`) is served this way, on the same stack.
+pub fn run_with(args: &ServeArgs, reviewer: Reviewer) -> Result<()> {
     init_logging(args.log_format, &args.log_level)?;
     let config = Config::load_or_default(args.config.as_deref())?;
     let cert = match (&args.tls_cert, &args.tls_key) {
@@ -124,6 +130,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
         client_ca: args.client_ca.clone(),
+        reviewer,
         ..defaults
     };
     actix_rt::System::new().block_on(async move {

@@ -20,7 +20,7 @@ pub mod duration;
 pub mod metrics;
 pub mod tls;
 
-use crate::admission::{self, BodyError, Outcome, Parsed};
+use crate::admission::{self, BodyError, Outcome, Parsed, Reviewed};
 use crate::config::Config;
 use crate::namespace_policy::{self, NamespaceCache};
 use actix_http::error::DispatchError;
@@ -77,6 +77,8 @@ pub struct Settings {
     /// `--client-ca`: only clients with a certificate signed by a CA in this
     /// PEM bundle complete the TLS handshake. Reloaded like the serving pair.
     pub client_ca: Option<PathBuf>,
+    /// What answers a review: [`harden`].
+    pub reviewer: Reviewer,
 }
 
 impl Settings {
@@ -97,8 +99,29 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(20),
             namespaces: None,
             client_ca: None,
+            reviewer: harden,
         }
     }
+}
+
+/// How the server answers a body read within its limits: [`harden`] in the
+/// webhook. The benchmarks' no-op endpoint (`examples/noop_webhook.rs`)
+/// passes its own, to load the same HTTP and TLS stack without the engine.
+pub type Reviewer = fn(&[u8], &AppState) -> Result<Reviewed, BodyError>;
+
+/// The webhook: parse the review and answer it with the admission layer,
+/// under the namespace's policy when there is one.
+pub fn harden(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
+    Ok(match admission::parse(body)? {
+        Parsed::Request(req) => match &state.namespaces {
+            None => admission::review(&req, &state.config),
+            Some(cache) => {
+                let ns = req.namespace.as_deref().and_then(|name| cache.get(name));
+                namespace_policy::review(&req, &state.config, ns.as_ref())
+            }
+        },
+        Parsed::Unreadable { uid, reason } => admission::unreadable(&uid, &reason, &state.config),
+    })
 }
 
 #[derive(Debug, Error)]
@@ -122,6 +145,7 @@ pub struct AppState {
     pub max_body: usize,
     /// Per-namespace policy; `None` when off.
     pub namespaces: Option<NamespaceCache>,
+    pub reviewer: Reviewer,
 }
 
 impl AppState {
@@ -133,6 +157,7 @@ impl AppState {
             body_timeout,
             max_body: MAX_BODY,
             namespaces: None,
+            reviewer: harden,
         }
     }
 
@@ -203,8 +228,8 @@ async fn mutate(req: HttpRequest, mut payload: web::Payload, state: web::Data<Ap
     let started = Instant::now();
     let deadline = api_server_timeout(req.query_string());
     let mut response = match read_body(&req, &mut payload, &state, deadline).await {
-        Ok(body) => match admission::parse(&body) {
-            Ok(parsed) => answer(parsed, &state, started, deadline),
+        Ok(body) => match (state.reviewer)(&body, &state) {
+            Ok(reviewed) => answer(reviewed, &state, started, deadline),
             Err(e) => refuse(&state, started, body_error(e), payload),
         },
         Err(refusal) => refuse(&state, started, refusal, payload),
@@ -306,17 +331,7 @@ async fn read_body(
     }
 }
 
-fn answer(parsed: Parsed, state: &AppState, started: Instant, deadline: Option<Duration>) -> HttpResponse {
-    let reviewed = match parsed {
-        Parsed::Request(req) => match &state.namespaces {
-            None => admission::review(&req, &state.config),
-            Some(cache) => {
-                let ns = req.namespace.as_deref().and_then(|name| cache.get(name));
-                namespace_policy::review(&req, &state.config, ns.as_ref())
-            }
-        },
-        Parsed::Unreadable { uid, reason } => admission::unreadable(&uid, &reason, &state.config),
-    };
+fn answer(reviewed: Reviewed, state: &AppState, started: Instant, deadline: Option<Duration>) -> HttpResponse {
     let elapsed = started.elapsed();
     state.metrics.review(&reviewed.outcome, elapsed);
     log_review(&reviewed.outcome, elapsed);
@@ -485,6 +500,7 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
     )?;
     let state = web::Data::new(AppState {
         namespaces: settings.namespaces.clone(),
+        reviewer: settings.reviewer,
         ..AppState::new(settings.config.clone(), settings.body_timeout)
     });
 

@@ -1,0 +1,74 @@
+//! A no-op AdmissionReview endpoint on the webhook's own stack: the same
+//! `serve` flags, actix-http on rustls, TLS and HTTP settings, body limits,
+//! metrics and log line, and the same allocator, but the review is only read
+//! for its uid and answered `allowed`, without the engine. `make bench` loads
+//! it beside the webhook; the ratio of the two is what hardening costs on top
+//! of HTTP and TLS.
+//!
+//! ```console
+//! cargo run --release --example noop_webhook -- --self-signed --workers 1
+//! ```
+
+use clap::Parser;
+use secure_defaults::admission::{BodyError, Decision, Outcome, Reviewed};
+use secure_defaults::cli::serve::{self, ServeArgs};
+use secure_defaults::server::AppState;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The `serve` flags of secure-defaults; the endpoint answers every review allowed, untouched.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn main() -> ExitCode {
+    match serve::run_with(&Args::parse().serve, allow) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Read the request's uid (the rest of the body is checked to be JSON and
+/// skipped) and allow it.
+fn allow(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
+    #[derive(Deserialize)]
+    struct Review<'a> {
+        #[serde(borrow)]
+        request: Option<Request<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow)]
+        uid: Cow<'a, str>,
+    }
+    let review: Review = serde_json::from_slice(body).map_err(|e| BodyError::NotAReview(e.to_string()))?;
+    let uid = review.request.ok_or(BodyError::NoRequest)?.uid.into_owned();
+    let mut response = kube::core::admission::AdmissionResponse::invalid("");
+    response.uid = uid.clone();
+    response.allowed = true;
+    response.result = Default::default();
+    let outcome = Outcome {
+        decision: Decision::Skipped,
+        mode: state.config.mode,
+        uid,
+        namespace: String::new(),
+        name: String::new(),
+        operation: "unknown",
+        dry_run: false,
+        added: Vec::new(),
+        kept: Vec::new(),
+        remaining: Vec::new(),
+        denied: Vec::new(),
+        problem: None,
+    };
+    Ok(Reviewed { response, outcome })
+}
