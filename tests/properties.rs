@@ -8,8 +8,9 @@
 mod checks;
 
 use json_patch::PatchOperation;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
-use secure_defaults::engine::{Baseline, Policy};
+use secure_defaults::engine::{self, read_spec, Baseline, Policy, Scope};
 use secure_defaults::manifest::harden_object;
 use serde_json::{json, Map, Value};
 
@@ -89,16 +90,24 @@ fn container_sc() -> impl Strategy<Value = Option<Value>> {
 }
 
 fn containers(prefix: &'static str, range: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Value>> {
-    proptest::collection::vec((container_sc(), any::<bool>()), range).prop_map(move |cs| {
+    proptest::collection::vec((container_sc(), any::<bool>(), 0..4u8), range).prop_map(move |cs| {
         cs.into_iter()
             .enumerate()
-            .map(|(i, (sc, unknown))| {
-                let mut c = json!({"name": format!("{prefix}{i}"), "image": "registry.example.com/app:1"});
+            .map(|(i, (sc, unknown, extra))| {
+                let mut c = json!({"name": format!("{prefix}{i}"), "image": "registry.example.com/app:1",
+                                   "env": [{"name": "A", "value": "1"}]});
                 if let Some(sc) = sc {
                     c["securityContext"] = sc;
                 }
                 if unknown {
                     c["futureContainerField"] = json!([1, 2]);
+                }
+                // What `restricted` (and the baseline level under it) also reads.
+                match extra {
+                    1 => c["ports"] = json!([{"containerPort": 80, "hostPort": 8080}]),
+                    2 => c["livenessProbe"] = json!({"httpGet": {"host": "10.0.0.1", "port": 80}}),
+                    3 => c["lifecycle"] = json!({"preStop": {"tcpSocket": {"host": "example.com", "port": 80}}}),
+                    _ => {}
                 }
                 c
             })
@@ -154,6 +163,7 @@ prop_compose! {
         init in containers("i", 0..3),
         main in containers("c", 1..4),
         host_network in any::<bool>(),
+        host_path in any::<bool>(),
         unknown in any::<bool>(),
     ) -> Value {
         let mut spec = json!({"containers": main});
@@ -161,6 +171,7 @@ prop_compose! {
         if let Some(os) = os { spec["os"] = json!({"name": os}); }
         if let Some(sc) = sc { spec["securityContext"] = sc; }
         if host_network { spec["hostNetwork"] = json!(true); }
+        if host_path { spec["volumes"] = json!([{"name": "h", "hostPath": {"path": "/var/log"}}]); }
         if unknown { spec["futurePodField"] = json!({"enabled": true}); }
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": annotations}, "spec": spec})
     }
@@ -201,5 +212,11 @@ proptest! {
         prop_assert!(again.patch.0.is_empty(), "second pass patched: {:?}", again.patch);
 
         checks::explained(&h.hardening.report).map_err(TestCaseError::fail)?;
+
+        // The server reads the spec with only the fields the engine looks at
+        // (engine::read_spec): the answer must be the one the full spec gives.
+        let meta: ObjectMeta = serde_json::from_value(pod["metadata"].clone()).unwrap();
+        let slim = read_spec(&pod["spec"].to_string()).unwrap();
+        prop_assert_eq!(&engine::harden(&meta, &slim, &Scope::Pod, policy).unwrap(), &h.hardening);
     }
 }

@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{test, web, App};
+use base64::Engine as _;
 use pretty_assertions::assert_eq;
 use secure_defaults::config::{Config, Mode};
 use secure_defaults::engine::Check;
@@ -122,13 +123,15 @@ async fn post(state: &web::Data<AppState>, review: &Review) -> Value {
     response
 }
 
-/// The patch, decoded (kube-rs serializes it as an array of bytes).
+/// The patch, decoded from base64 (as Go's `[]byte`).
 fn patch(response: &Value) -> Vec<Value> {
-    let Some(bytes) = response.get("patch") else {
+    let Some(encoded) = response.get("patch") else {
         return Vec::new();
     };
     assert_eq!(response["patchType"], "JSONPatch");
-    let bytes: Vec<u8> = serde_json::from_value(bytes.clone()).expect("patch bytes");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.as_str().expect("the patch is a base64 string"))
+        .expect("base64");
     serde_json::from_slice(&bytes).expect("patch is JSON")
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use base64::Engine as _;
 use common::*;
 use secure_defaults::server::tls::{CertSource, PemPair};
 use secure_defaults::server::{self, Settings};
@@ -18,7 +19,9 @@ use tokio::io::AsyncWriteExt;
 
 fn patch_paths(answer: &Answer) -> Vec<String> {
     let response = &answer.json()["response"];
-    let bytes: Vec<u8> = serde_json::from_value(response["patch"].clone()).expect("a patch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(response["patch"].as_str().expect("a base64 patch"))
+        .expect("base64");
     let ops: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
     ops.iter().map(|op| op["path"].as_str().unwrap().to_string()).collect()
 }

@@ -548,9 +548,10 @@ async fn failure_policy_decides_while_the_webhook_is_down() -> Result<()> {
     unregister(&client, &mwc).await
 }
 
-/// Scenario 10: the patch encoding of `kube::core::admission` (a JSON array of
-/// bytes rather than base64, kube-rs issue 1781) is accepted by the real API
-/// server: the pod comes back with every added field.
+/// Scenario 10: the answer's encoding (`admission::encode`: kube's
+/// AdmissionReview with the patch as base64, where kube-rs writes a JSON
+/// array of bytes, kube-rs issue 1781) is accepted by the real API server:
+/// the pod comes back with every added field.
 #[tokio::test]
 async fn kube_admission_patch_encoding_is_accepted_by_the_api_server() -> Result<()> {
     let client = client().await;

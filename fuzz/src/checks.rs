@@ -9,7 +9,7 @@
 use json_patch::PatchOperation;
 use secure_defaults::admission::{self, Parsed};
 use secure_defaults::config::{Config, Mode};
-use secure_defaults::engine::{Baseline, Check, Field, Policy, Report, Target};
+use secure_defaults::engine::{self, Baseline, Check, Field, Policy, Report, Target};
 use secure_defaults::manifest::harden_object;
 use secure_defaults::messages::{MAX_MESSAGE, MAX_TOTAL};
 use serde_json::{json, Map, Value};
@@ -20,8 +20,8 @@ use serde_json::{json, Map, Value};
 pub fn review_bytes(data: &[u8]) {
     let Ok(Parsed::Request(req)) = admission::parse(data) else {
         // Refused (400) or Unreadable: answered from the uid alone.
-        if let Ok(Parsed::Unreadable { uid, reason }) = admission::parse(data) {
-            check_answer(&admission::unreadable(&uid, &reason, &Config::default()), None);
+        if let Ok(Parsed::Unreadable(request)) = admission::parse(data) {
+            check_answer(&admission::unreadable(&request, &Config::default()), None);
         }
         return;
     };
@@ -62,7 +62,7 @@ fn check_answer(reviewed: &admission::Reviewed, object: Option<&Value>) {
         assert!(admission::is_valid_annotation_key(key), "audit annotation key {key:?}");
         assert!(value.len() <= 4096, "audit annotation {key} of {} bytes", value.len());
     }
-    serde_json::to_vec(&response.clone().into_review()).expect("the answer serializes");
+    admission::encode(response.clone()).expect("the answer serializes");
     if let Some(bytes) = &response.patch {
         let patch: json_patch::Patch = serde_json::from_slice(bytes).expect("the patch is JSON Patch");
         assert!(!patch.0.is_empty(), "an empty patch is sent as no patch");
@@ -128,6 +128,14 @@ pub fn engine_bytes(data: &[u8]) {
     assert!(again.patch.0.is_empty(), "second pass patched: {:?}", again.patch);
     if let Err(e) = explained(&h.hardening.report) {
         panic!("{e}\npod: {pod}\nbaseline: {baseline:?}");
+    }
+    // The server reads pod specs with engine::read_spec (only the fields the
+    // engine looks at): it must give the engine the same answer.
+    if pod.get("kind").and_then(Value::as_str) == Some("Pod") {
+        let meta = serde_json::from_value(pod["metadata"].clone()).unwrap_or_default();
+        let slim = engine::read_spec(&pod["spec"].to_string()).expect("a spec the full reader read");
+        let from_slim = engine::harden(&meta, &slim, &engine::Scope::Pod, policy).expect("engine");
+        assert_eq!(from_slim, h.hardening, "read_spec changed the answer for {pod}");
     }
 }
 

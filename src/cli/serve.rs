@@ -208,11 +208,11 @@ Try it with the sample Pod CREATE review:
   curl --cacert {ca} -H 'Content-Type: application/json' \\
     --data-binary @examples/admission-review.json '{webhook}?timeout=10s'
 
-The patch comes back as a JSON array of bytes (as kube-rs serializes it); to read it:
+The patch comes back base64-encoded (as Go's []byte); to read it:
 
   curl -s --cacert {ca} -H 'Content-Type: application/json' \\
     --data-binary @examples/admission-review.json '{webhook}?timeout=10s' \\
-    | jq '.response.patch |= (implode | fromjson)'
+    | jq '.response.patch |= (@base64d | fromjson)'
 
 Ctrl-C stops it (after the shutdown delay).\n",
         admin = url(admin, "http"),

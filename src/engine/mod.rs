@@ -7,10 +7,12 @@
 //! - `rules.rs`: where and when each value is filled in, top to bottom.
 //! - `restricted.rs`: what Pod Security `restricted` still rejects afterwards.
 //! - `patch.rs`: the rules' result as RFC 6902 `add` operations.
+//! - `input.rs`: reading a pod spec with only the fields the above look at.
 
 pub mod annotations;
 pub mod baseline;
 mod containers;
+mod input;
 mod patch;
 pub mod report;
 mod restricted;
@@ -18,6 +20,7 @@ mod rules;
 
 pub use annotations::OptOut;
 pub use baseline::Baseline;
+pub use input::{read_spec, SpecInput};
 pub use report::{Added, Check, ContainerKind, Field, Guard, Kept, Report, Target, Untouched, Violation};
 
 use annotations::Annotations;

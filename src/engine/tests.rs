@@ -12,7 +12,13 @@ fn harden_yaml(pod: &str, baseline: &Baseline, scope: Scope, allow_opt_out: bool
         baseline,
         allow_opt_out,
     };
-    harden(&pod.metadata, pod.spec.as_ref().expect("spec"), &scope, policy).expect("engine")
+    let full = harden(&pod.metadata, pod.spec.as_ref().expect("spec"), &scope, policy).expect("engine");
+    // The server reads only the fields the engine looks at: same answer.
+    let json = serde_json::to_string(pod.spec.as_ref().expect("spec")).expect("spec serializes");
+    let slim = read_spec(&json).expect("the server's reader reads the spec");
+    let from_slim = harden(&pod.metadata, &slim, &scope, policy).expect("engine");
+    assert_eq!(full, from_slim, "the server's reader changed the engine's answer");
+    full
 }
 
 fn ops(h: &Hardening) -> Vec<String> {

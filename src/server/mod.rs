@@ -120,7 +120,7 @@ pub fn harden(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
                 namespace_policy::review(&req, &state.config, ns.as_ref())
             }
         },
-        Parsed::Unreadable { uid, reason } => admission::unreadable(&uid, &reason, &state.config),
+        Parsed::Unreadable(request) => admission::unreadable(&request, &state.config),
     })
 }
 
@@ -339,7 +339,7 @@ fn answer(reviewed: Reviewed, state: &AppState, started: Instant, deadline: Opti
         state.metrics.error(error_kind::DEADLINE_EXCEEDED);
         tracing::warn!(uid = %reviewed.outcome.uid, duration_ms = millis(elapsed), "answered after the API server's timeout");
     }
-    match serde_json::to_vec(&reviewed.response.into_review()) {
+    match admission::encode(reviewed.response) {
         Ok(body) => HttpResponse::Ok().content_type("application/json").body(body),
         Err(e) => {
             // Only strings and maps: not expected to happen.

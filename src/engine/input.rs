@@ -1,0 +1,159 @@
+//! Reading a pod spec from JSON with only the fields the engine looks at.
+//!
+//! Building a full `PodSpec` allocates every env var, image, command and
+//! resource of every container, and then the engine clones it: for a typical
+//! pod that was most of the time a review took. The rules and the
+//! `restricted` checks read a few fields; the reader below fills exactly
+//! those into an ordinary `PodSpec` and skips the rest of the text without
+//! allocating it. Containers keep their order and count, so patch paths are
+//! the same as in the full spec.
+//!
+//! Keep [`Spec`] and [`Container`] in step with `rules.rs` and
+//! `restricted.rs`: a field a rule starts to read must be listed here.
+//! The engine tests and the property tests run each pod through both readers
+//! and fail if the answers differ.
+//!
+//! The API server only sends objects it decoded, so the fields skipped here
+//! are well formed; a value of the wrong type in a field that is read is an
+//! error, as it is for the full `PodSpec`.
+
+use k8s_openapi::api::core::v1::{
+    self as core, ContainerPort, EphemeralContainer, Lifecycle, PodOS, PodSecurityContext, PodSpec, Probe,
+    SecurityContext, Volume,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Read a pod spec (the JSON of `spec` of a Pod, or of a pod template) into
+/// a `PodSpec` that holds only what the engine reads.
+pub fn read_spec(json: &str) -> serde_json::Result<PodSpec> {
+    serde_json::from_str::<Spec>(json).map(PodSpec::from)
+}
+
+/// [`read_spec`] as a serde type, to read a spec while a larger document is
+/// parsed (the admission layer reads a Pod's spec as it parses the review).
+/// `null` reads as `None`.
+pub struct SpecInput(pub Option<PodSpec>);
+
+impl<'de> Deserialize<'de> for SpecInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Option::<Spec>::deserialize(deserializer).map(|spec| SpecInput(spec.map(PodSpec::from)))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Spec {
+    containers: Option<Vec<Container>>,
+    init_containers: Option<Vec<Container>>,
+    ephemeral_containers: Option<Vec<Container>>,
+    security_context: Option<PodSecurityContext>,
+    os: Option<PodOS>,
+    node_selector: Option<BTreeMap<String, String>>,
+    host_network: Option<bool>,
+    #[serde(rename = "hostPID")]
+    host_pid: Option<bool>,
+    #[serde(rename = "hostIPC")]
+    host_ipc: Option<bool>,
+    host_users: Option<bool>,
+    volumes: Option<Vec<Volume>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Container {
+    name: Option<String>,
+    security_context: Option<SecurityContext>,
+    ports: Option<Vec<ContainerPort>>,
+    liveness_probe: Option<Probe>,
+    readiness_probe: Option<Probe>,
+    startup_probe: Option<Probe>,
+    lifecycle: Option<Lifecycle>,
+}
+
+impl From<Spec> for PodSpec {
+    fn from(s: Spec) -> PodSpec {
+        PodSpec {
+            containers: s.containers.into_iter().flatten().map(core::Container::from).collect(),
+            init_containers: s
+                .init_containers
+                .map(|cs| cs.into_iter().map(core::Container::from).collect()),
+            ephemeral_containers: s
+                .ephemeral_containers
+                .map(|cs| cs.into_iter().map(EphemeralContainer::from).collect()),
+            security_context: s.security_context,
+            os: s.os,
+            node_selector: s.node_selector,
+            host_network: s.host_network,
+            host_pid: s.host_pid,
+            host_ipc: s.host_ipc,
+            host_users: s.host_users,
+            volumes: s.volumes,
+            ..PodSpec::default()
+        }
+    }
+}
+
+impl From<Container> for core::Container {
+    fn from(c: Container) -> core::Container {
+        core::Container {
+            name: c.name.unwrap_or_default(),
+            security_context: c.security_context,
+            ports: c.ports,
+            liveness_probe: c.liveness_probe,
+            readiness_probe: c.readiness_probe,
+            startup_probe: c.startup_probe,
+            lifecycle: c.lifecycle,
+            ..core::Container::default()
+        }
+    }
+}
+
+/// Ephemeral containers may not have probes or lifecycle handlers (the API
+/// server refuses them), and the engine does not look at theirs.
+impl From<Container> for EphemeralContainer {
+    fn from(c: Container) -> EphemeralContainer {
+        EphemeralContainer {
+            name: c.name.unwrap_or_default(),
+            security_context: c.security_context,
+            ports: c.ports,
+            ..EphemeralContainer::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_what_the_engine_does_not_read_and_keeps_container_positions() {
+        let spec = read_spec(
+            r#"{"initContainers": [{"name": "init", "env": [{"name": "A", "value": "1"}]}],
+                "containers": [{"name": "a", "image": "x", "securityContext": {"privileged": true}},
+                               {"name": "b", "ports": [{"containerPort": 80, "hostPort": 80}]}],
+                "ephemeralContainers": [{"name": "debug", "image": "busybox", "targetContainerName": "a"}],
+                "hostPID": true, "serviceAccountName": "default", "unknownField": {"deep": [[[1]]]}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.init_containers.as_ref().unwrap()[0].name, "init");
+        assert_eq!(spec.init_containers.as_ref().unwrap()[0].env, None);
+        assert_eq!(spec.containers.len(), 2);
+        assert_eq!(spec.containers[0].image, None);
+        assert_eq!(
+            spec.containers[0].security_context.as_ref().unwrap().privileged,
+            Some(true)
+        );
+        assert_eq!(spec.containers[1].ports.as_ref().unwrap()[0].host_port, Some(80));
+        assert_eq!(spec.ephemeral_containers.as_ref().unwrap()[0].name, "debug");
+        assert_eq!(spec.host_pid, Some(true));
+        assert_eq!(spec.service_account_name, None);
+    }
+
+    #[test]
+    fn a_wrong_type_in_a_field_it_reads_is_an_error() {
+        assert!(read_spec(r#"{"containers": [{"name": "a", "securityContext": "root"}]}"#).is_err());
+        assert!(read_spec(r#"{"hostPID": "yes"}"#).is_err());
+        assert!(read_spec(r#"[]"#).is_err());
+    }
+}
