@@ -138,13 +138,10 @@ pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
                 Some(uid) if !uid.is_empty() => Ok(Parsed::Unreadable(Unreadable {
                     uid: uid.to_string(),
                     reason: e.to_string(),
-                    operation: match request("operation") {
-                        Some("CREATE") => "CREATE",
-                        Some("UPDATE") => "UPDATE",
-                        Some("DELETE") => "DELETE",
-                        Some("CONNECT") => "CONNECT",
-                        _ => "unknown",
-                    },
+                    operation: value
+                        .pointer("/request/operation")
+                        .and_then(|op| Operation::deserialize(op).ok())
+                        .map_or("unknown", operation_str),
                     namespace: request("namespace").unwrap_or_default().to_string(),
                     name: request("name").unwrap_or_default().to_string(),
                 })),
@@ -339,8 +336,6 @@ impl Resource for Object {
     }
 }
 
-/// A serde_json message without its ` at line L column C`: positions inside
-/// the object would read as positions in the body.
 /// A message without a trailing ` at line L column C` (serde_json's
 /// position), for errors that reach us only as text.
 fn strip_position(message: &str) -> &str {
@@ -356,13 +351,10 @@ fn strip_position(message: &str) -> &str {
     }
 }
 
+/// A serde_json message without its position: positions inside the object
+/// would read as positions in the body.
 fn without_position(e: &serde_json::Error) -> String {
-    let message = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    match message.strip_suffix(&suffix) {
-        Some(m) => m.to_string(),
-        None => message,
-    }
+    strip_position(&e.to_string()).to_string()
 }
 
 fn check_version(api_version: &str, kind: &str) -> Result<(), BodyError> {
@@ -551,15 +543,19 @@ impl Outcome {
                 Some(g) => format!("{g}*"),
                 None => req.name.clone(),
             },
-            operation: match req.operation {
-                Operation::Create => "CREATE",
-                Operation::Update => "UPDATE",
-                Operation::Delete => "DELETE",
-                Operation::Connect => "CONNECT",
-            },
+            operation: operation_str(req.operation.clone()),
             dry_run: req.dry_run,
             ..Outcome::new(Decision::Skipped, mode)
         }
+    }
+}
+
+fn operation_str(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
     }
 }
 
