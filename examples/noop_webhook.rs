@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::process::ExitCode;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: secure_defaults::allocator::Allocator = secure_defaults::allocator::Allocator;
 
 /// The `serve` flags of secure-defaults; the endpoint answers every review allowed, untouched.
 #[derive(Parser)]

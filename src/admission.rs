@@ -17,7 +17,7 @@ use crate::config::{Config, Mode};
 use crate::engine::annotations::{SKIP, SKIP_FIELDS};
 use crate::engine::report::{Added, ContainerKind, Target};
 use crate::engine::{self, Check, Field, Hardening, Policy, Report, Scope, Violation};
-use crate::manifest::{pod_template_path, prefixed};
+use crate::manifest::{into_prefixed, pod_template_path};
 use crate::messages;
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::PodSpec;
@@ -114,7 +114,12 @@ pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyError::Empty);
     }
-    match serde_json::from_slice::<Review>(body) {
+    // JSON is UTF-8 (RFC 8259). Checked once for the whole body, fields that
+    // are only skipped included (serde_json does not check those), and then
+    // serde_json reads text and checks no string again.
+    let body = std::str::from_utf8(body)
+        .map_err(|e| BodyError::NotJson(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
+    match serde_json::from_str::<Review>(body) {
         Ok(review) => {
             check_version(&review.api_version, &review.kind)?;
             let mut request = review.request.ok_or(BodyError::NoRequest)?;
@@ -127,7 +132,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
         Err(e) if e.classify() != serde_json::error::Category::Data => Err(BodyError::NotJson(e.to_string())),
         Err(e) => {
             // Valid JSON of the wrong shape: answer with a review if it says which request it is.
-            let value: Value = serde_json::from_slice(body).map_err(|e| BodyError::NotJson(e.to_string()))?;
+            let value: Value = serde_json::from_str(body).map_err(|e| BodyError::NotJson(e.to_string()))?;
             if !value.is_object() {
                 return Err(BodyError::NotAReview(e.to_string()));
             }
@@ -828,7 +833,7 @@ fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardene
             r
         }
         (Decision::Patched, false) => {
-            let patch = prefixed(&PointerBuf::from_tokens(["spec"]), &hardening.ops);
+            let patch = into_prefixed(&PointerBuf::from_tokens(["spec"]), hardening.ops);
             match base.clone().with_patch(patch) {
                 Ok(r) => r,
                 Err(e) => {
@@ -1006,6 +1011,25 @@ mod tests {
             parse(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":7}}"#).unwrap_err(),
             BodyError::NotAReview(_)
         ));
+    }
+
+    /// Invalid UTF-8 is refused wherever it is, in a field only skipped too
+    /// (fuzz/regressions/review: it was once read past there).
+    #[test]
+    fn invalid_utf8_is_refused_even_in_a_skipped_field() {
+        let regression = include_bytes!("../fuzz/regressions/review/invalid-utf8-in-an-ignored-field.json");
+        let at = regression.iter().position(|b| *b == 0xff).unwrap();
+        assert_eq!(
+            parse(regression).unwrap_err(),
+            BodyError::NotJson(format!("invalid UTF-8 at byte {at}"))
+        );
+        let mut valid = String::from_utf8_lossy(regression).into_owned().into_bytes();
+        assert!(
+            matches!(parse(&valid), Ok(Parsed::Request(_))),
+            "the same review, valid, is read"
+        );
+        valid.extend([0xff]);
+        assert!(matches!(parse(&valid).unwrap_err(), BodyError::NotJson(_)));
     }
 
     #[test]

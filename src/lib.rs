@@ -8,8 +8,10 @@
 //! - [`admission`]: an AdmissionReview request in, the response out (pure).
 //! - [`scan`]: `secure-defaults scan`'s per-namespace report.
 //! - [`server`]: the webhook's HTTPS server, admin port, TLS and metrics.
+//! - [`allocator`]: the binary's allocator (mimalloc for small blocks, glibc for large).
 
 pub mod admission;
+pub mod allocator;
 pub mod assess;
 pub mod certs;
 pub mod cli;

@@ -2,11 +2,10 @@ use clap::Parser;
 use secure_defaults::cli::{self, Cli, Command};
 use std::process::ExitCode;
 
-/// The review path makes many small, short-lived allocations (the parsed
-/// request, the patch, the answer): mimalloc serves them faster than glibc's
-/// malloc. See BENCHMARKS.md.
+/// mimalloc for the review path's many small allocations, glibc for large
+/// bodies (see the module, and BENCHMARKS.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: secure_defaults::allocator::Allocator = secure_defaults::allocator::Allocator;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -2,7 +2,9 @@
 //! kind, and the engine's patch with paths for the whole object.
 
 use crate::engine::{self, EngineError, Hardening, Policy, Scope};
-use json_patch::{AddOperation, Patch, PatchOperation};
+use json_patch::{
+    AddOperation, CopyOperation, MoveOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation,
+};
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -106,17 +108,24 @@ pub fn harden_object(object: &Value, policy: Policy) -> Result<Option<ObjectHard
 
 /// The operations with `prefix` put in front of each path.
 pub fn prefixed(prefix: &PointerBuf, ops: &[PatchOperation]) -> Patch {
-    Patch(
-        ops.iter()
-            .map(|op| match op {
-                PatchOperation::Add(AddOperation { path, value }) => PatchOperation::Add(AddOperation {
-                    path: prefix.concat(path),
-                    value: value.clone(),
-                }),
-                other => other.clone(),
-            })
-            .collect(),
-    )
+    into_prefixed(prefix, ops.to_vec())
+}
+
+/// [`prefixed`] for operations the caller owns: the values are not copied.
+pub fn into_prefixed(prefix: &PointerBuf, mut ops: Vec<PatchOperation>) -> Patch {
+    for op in &mut ops {
+        match op {
+            PatchOperation::Add(AddOperation { path, .. })
+            | PatchOperation::Remove(RemoveOperation { path })
+            | PatchOperation::Replace(ReplaceOperation { path, .. })
+            | PatchOperation::Test(TestOperation { path, .. }) => *path = prefix.concat(path),
+            PatchOperation::Move(MoveOperation { from, path }) | PatchOperation::Copy(CopyOperation { from, path }) => {
+                *from = prefix.concat(from);
+                *path = prefix.concat(path);
+            }
+        }
+    }
+    Patch(ops)
 }
 
 fn dotted(path: &[&str]) -> String {

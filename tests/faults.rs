@@ -906,8 +906,18 @@ async fn hostile_bodies_get_clear_answers_and_memory_stays_bounded() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let ca_out = dir.path().join("ca.pem");
+    // Room for eight 7 MiB bodies at once: here the limits and the bound on
+    // memory are under test, the large-body budget in the next test.
     let bin = Binary::spawn(
-        &["--self-signed", "--workers", "2", "--body-timeout", "1s"],
+        &[
+            "--self-signed",
+            "--workers",
+            "2",
+            "--body-timeout",
+            "1s",
+            "--large-body-memory-mib",
+            "64",
+        ],
         &[("SECURE_DEFAULTS_CA_OUT", ca_out.to_str().unwrap())],
     );
     let (addr, _) = bin.serving().await;
@@ -1027,6 +1037,159 @@ async fn hostile_bodies_get_clear_answers_and_memory_stays_bounded() {
     assert!(while_held.1 < size_before + 200 * 1024, "{figures}");
     // No leak: back within 64 MiB of where it started after 40 MiB-scale traffic.
     assert!(end.0 < after_big.1, "{figures}");
+}
+
+/// A metric's value from the admin port's OpenMetrics text (0 when absent).
+async fn metric(server: &TestServer, line_start: &str) -> f64 {
+    let (_, text) = admin_get(server.running.admin_addr(), "/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Poll a metric until it reaches `want` (bounded).
+async fn metric_reaches(server: &TestServer, line_start: &str, want: f64) {
+    within(STEP, line_start, async {
+        while metric(server, line_start).await < want {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// A large body started on its own connection: the head and the first
+/// `sent` bytes; the rest is sent by `finish`.
+struct LargeBody {
+    tls: tokio_rustls::client::TlsStream<TcpStream>,
+    body: Vec<u8>,
+    sent: usize,
+}
+
+impl LargeBody {
+    async fn start(server: &TestServer, query: &str, body: Vec<u8>, sent: usize) -> LargeBody {
+        let mut tls = server.connect().await;
+        let head = format!(
+            "POST /mutate?{query} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        write_all(&mut tls, head.as_bytes()).await.unwrap();
+        write_all(&mut tls, &body[..sent]).await.unwrap();
+        LargeBody { tls, body, sent }
+    }
+
+    async fn finish(mut self) -> Option<u16> {
+        let _ = write_all(&mut self.tls, &self.body[self.sent..]).await;
+        status_of(&read_until_closed_or_answered(&mut self.tls).await)
+    }
+
+    async fn answer(mut self) -> (Option<u16>, String) {
+        let raw = read_until_closed_or_answered(&mut self.tls).await;
+        (status_of(&raw), String::from_utf8_lossy(&raw).into_owned())
+    }
+}
+
+/// Read until a whole response head and body of Content-Length arrived, or the connection closed.
+async fn read_until_closed_or_answered<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    within(STEP, "answer", async {
+        loop {
+            let text = String::from_utf8_lossy(&raw);
+            if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().to_string())
+                    })
+                    .and_then(|v| v.parse::<usize>().ok());
+                if len.is_some_and(|n| rest.len() >= n) {
+                    return;
+                }
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    raw
+}
+
+/// Large bodies share a memory budget: past it they wait unread, small
+/// reviews never wait, and a body that waits past its deadline gets `503`.
+#[actix_web::test]
+async fn large_bodies_wait_for_memory_and_small_reviews_do_not() {
+    let _serial = SERIAL.lock().await;
+    const MIB: usize = 1024 * 1024;
+    let server = TestServer::start(|s| {
+        s.body_memory = 8 * MIB;
+        s.body_timeout = Duration::from_secs(6);
+    })
+    .await;
+    let reserved = "secure_defaults_large_body_bytes ";
+    let waits = "secure_defaults_large_body_waits_total ";
+    let big = review_of_size(4 * MIB);
+    let part = 512 * 1024; // past the 256 KiB that small bodies may hold unreserved
+
+    // A and B hold the whole budget; their bodies stall half-sent.
+    let a = LargeBody::start(&server, "timeout=10s", big.clone(), part).await;
+    let b = LargeBody::start(&server, "timeout=10s", big.clone(), part).await;
+    metric_reaches(&server, reserved, (8 * MIB) as f64).await;
+
+    // A small review is not counted and is answered at once.
+    let started = Instant::now();
+    let mut tls = server.connect().await;
+    let small = example_review();
+    write_all(&mut tls, request_head("application/json", small.len()).as_bytes())
+        .await
+        .unwrap();
+    write_all(&mut tls, &small).await.unwrap();
+    assert_eq!(status_of(&read_until_closed_or_answered(&mut tls).await), Some(200));
+    let small_took = started.elapsed();
+    assert!(
+        small_took < Duration::from_secs(2),
+        "small review waited {small_took:?}"
+    );
+
+    // D waits for memory past the API server's 1 s timeout: 503, counted.
+    let d = LargeBody::start(&server, "timeout=1s", big.clone(), part).await;
+    let (status, text) = d.answer().await;
+    assert_eq!(status, Some(503), "{text}");
+    assert!(text.contains("waited 1000 ms for memory"), "{text}");
+    assert_eq!(metric(&server, waits).await, 1.0);
+    assert_eq!(
+        metric(&server, "secure_defaults_errors_total{kind=\"body_memory\"} ").await,
+        1.0
+    );
+
+    // C waits for memory; once A is answered, C proceeds.
+    let c = LargeBody::start(&server, "timeout=10s", big.clone(), part).await;
+    metric_reaches(&server, waits, 2.0).await;
+    assert_eq!(
+        metric(&server, reserved).await,
+        (8 * MIB) as f64,
+        "C holds nothing while it waits"
+    );
+    assert_eq!(a.finish().await, Some(200));
+    assert_eq!(c.finish().await, Some(200));
+
+    // B never sends the rest: its body deadline frees the memory.
+    let (status, _) = b.answer().await;
+    assert_eq!(status, Some(408));
+    metric_reaches(&server, "secure_defaults_errors_total{kind=\"body_timeout\"} ", 1.0).await;
+    within(STEP, "budget given back", async {
+        while metric(&server, reserved).await != 0.0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    eprintln!(
+        "FIGURES body memory: small review answered in {:.1} ms while large bodies held the budget",
+        ms(small_took)
+    );
 }
 
 /// The sockets of process `pid`: (local port, remote address, TCP state), UDP sockets counted apart.

@@ -140,7 +140,8 @@ async fn serves_logs_one_json_line_per_review_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success());
     served.log("stop signal received");
-    // Unready at once, still serving during the delay.
+    // Unready at once (logged once the flag is down), still serving during the delay.
+    served.log("shutting down: unready, still serving");
     assert_eq!(admin_get(admin, "/readyz").await.0, 503);
     let mut during = H1::new(connect(webhook, client.clone()).await).await;
     assert_eq!(during.post("/mutate", example_review()).await.status, 200);

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 /// The binary's allocator (src/main.rs), so the bench measures what it runs.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: secure_defaults::allocator::Allocator = secure_defaults::allocator::Allocator;
 
 fn container(name: &str, env: usize, pad: usize) -> Value {
     let env: Vec<Value> = (0..env)

@@ -87,6 +87,12 @@ pub struct ServeArgs {
     /// Time allowed for the request body (shortened to the API server's ?timeout=).
     #[arg(long, env = "SECURE_DEFAULTS_BODY_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
     pub body_timeout: Duration,
+    /// Memory, in MiB, for bodies over 256 KiB being read and reviewed at
+    /// once, all workers together; more large bodies wait (unread) for it.
+    /// Smaller bodies are not counted. At least 8 (the largest body is 7 MiB).
+    #[arg(long, env = "SECURE_DEFAULTS_LARGE_BODY_MEMORY_MIB", default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(8..=65536))]
+    pub large_body_memory_mib: u32,
     /// Require TLS client certificates signed by a CA in this PEM bundle (the
     /// API server's, from its AdmissionConfiguration kubeConfigFile); other
     /// handshakes are refused. Reloaded when it changes on disk.
@@ -129,6 +135,7 @@ pub fn run_with(args: &ServeArgs, reviewer: Reviewer) -> Result<()> {
         cert_reload_interval: args.cert_reload_interval.max(Duration::from_millis(100)),
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
+        body_memory: args.large_body_memory_mib as usize * 1024 * 1024,
         client_ca: args.client_ca.clone(),
         reviewer,
         ..defaults

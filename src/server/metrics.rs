@@ -8,6 +8,7 @@ use crate::engine::report::Target;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
@@ -67,6 +68,8 @@ pub mod error_kind {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const BODY_TIMEOUT: &str = "body_timeout";
     pub const BODY_READ: &str = "body_read";
+    /// Deadline passed while a large body waited for memory (`503`).
+    pub const BODY_MEMORY: &str = "body_memory";
     pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
     pub const SERIALIZE: &str = "serialize";
     pub const TLS_HANDSHAKE: &str = "tls_handshake";
@@ -81,6 +84,10 @@ pub struct Metrics {
     remaining: Family<CheckLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     cert_reloads: Family<ReloadLabels, Counter>,
+    /// Bytes of the large-body budget reserved now (`server::body_memory`).
+    pub large_body_bytes: Gauge,
+    /// Large bodies that had to wait for the budget.
+    pub large_body_waits: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -105,6 +112,8 @@ impl Metrics {
         let remaining = Family::<CheckLabels, Counter>::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let cert_reloads = Family::<ReloadLabels, Counter>::default();
+        let large_body_bytes = Gauge::default();
+        let large_body_waits = Counter::default();
         registry.register(
             "admission_requests",
             "Admission reviews by operation and outcome; in audit mode the outcome is what enforce mode would do",
@@ -141,6 +150,16 @@ impl Metrics {
             cert_reloads.clone(),
         );
         registry.register(
+            "large_body_bytes",
+            "Bytes of the large-body memory budget reserved by bodies being read or reviewed",
+            large_body_bytes.clone(),
+        );
+        registry.register(
+            "large_body_waits",
+            "Large bodies that waited for the large-body memory budget",
+            large_body_waits.clone(),
+        );
+        registry.register(
             "build",
             "Build information",
             Info::new(BuildLabels {
@@ -156,6 +175,8 @@ impl Metrics {
             remaining,
             errors,
             cert_reloads,
+            large_body_bytes,
+            large_body_waits,
         }
     }
 

@@ -12,9 +12,13 @@
 //!   up and applied its `failurePolicy`, so the body is abandoned with `408`
 //!   and the connection closed; a review finished after it is logged and
 //!   counted as `deadline_exceeded`.
+//! - Waiting for memory: a body past 256 KiB waits, unread, for its share of
+//!   the large-body budget ([`body_memory`]); still waiting at the body's
+//!   deadline, it gets `503`.
 //! - Keep-alive: 120 s, longer than the API server keeps idle connections (90 s),
 //!   so it is the client that closes them, never a request racing our close.
 
+pub mod body_memory;
 pub mod dev_cert;
 pub mod duration;
 pub mod metrics;
@@ -34,8 +38,10 @@ use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{AppConfig, ServiceResponse};
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use body_memory::{BodyMemory, Reservation};
 use futures_util::StreamExt;
 use metrics::{error_kind, Metrics};
+use std::cell::Cell;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -68,6 +74,9 @@ pub struct Settings {
     pub handshake_timeout: Duration,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
+    /// Bytes that bodies over [`body_memory::SMALL`] may hold at once, all
+    /// workers together; more wait ([`body_memory`]).
+    pub body_memory: usize,
     /// After a stop is asked for: unready, but still serving, this long.
     pub shutdown_delay: Duration,
     /// Then: requests in flight get this long to finish.
@@ -95,6 +104,7 @@ impl Settings {
             handshake_timeout: Duration::from_secs(5),
             header_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(10),
+            body_memory: body_memory::DEFAULT_BYTES,
             shutdown_delay: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(20),
             namespaces: None,
@@ -143,6 +153,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     pub body_timeout: Duration,
     pub max_body: usize,
+    /// The budget of large bodies in flight.
+    pub body_memory: BodyMemory,
     /// Per-namespace policy; `None` when off.
     pub namespaces: Option<NamespaceCache>,
     pub reviewer: Reviewer,
@@ -150,9 +162,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, body_timeout: Duration) -> AppState {
+        let metrics = Arc::new(Metrics::new());
         AppState {
             config,
-            metrics: Arc::new(Metrics::new()),
+            body_memory: BodyMemory::new(body_memory::DEFAULT_BYTES, metrics.large_body_bytes.clone()),
+            metrics,
             ready: AtomicBool::new(false),
             body_timeout,
             max_body: MAX_BODY,
@@ -228,7 +242,8 @@ async fn mutate(req: HttpRequest, mut payload: web::Payload, state: web::Data<Ap
     let started = Instant::now();
     let deadline = api_server_timeout(req.query_string());
     let mut response = match read_body(&req, &mut payload, &state, deadline).await {
-        Ok(body) => match (state.reviewer)(&body, &state) {
+        // The reservation, if any, is given back with the body, after the review.
+        Ok((body, _reservation)) => match (state.reviewer)(&body, &state) {
             Ok(reviewed) => answer(reviewed, &state, started, deadline),
             Err(e) => refuse(&state, started, body_error(e), payload),
         },
@@ -260,12 +275,15 @@ fn api_server_timeout(query: &str) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
+/// Read the body within the limits: its size, its deadline, and the memory
+/// for large bodies (the [`Reservation`] returned with a body past
+/// [`body_memory::SMALL`]).
 async fn read_body(
     req: &HttpRequest,
     payload: &mut web::Payload,
     state: &AppState,
     deadline: Option<Duration>,
-) -> Result<web::BytesMut, Refusal> {
+) -> Result<(web::BytesMut, Option<Reservation>), Refusal> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -300,10 +318,13 @@ async fn read_body(
         return Err(too_large(len.to_string()));
     }
     let budget = deadline.map_or(state.body_timeout, |d| d.min(state.body_timeout));
+    // Set while the body waits for memory, so a deadline passing then is told apart.
+    let waiting = Cell::new(false);
     let read = async {
         // The declared length only sizes the first allocation up to 64 KiB:
         // a client declaring 7 MiB and sending nothing must not reserve 7 MiB.
         let mut body = web::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize).min(64 * 1024));
+        let mut reservation = None;
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {
                 Refusal::new(
@@ -316,12 +337,38 @@ async fn read_body(
             if body.len() + chunk.len() > state.max_body {
                 return Err(too_large(format!("more than {}", state.max_body)));
             }
+            if reservation.is_none() && body.len() + chunk.len() > body_memory::SMALL {
+                // Arrived, not only declared: now the whole body is reserved
+                // and allocated once, instead of growing by doubling.
+                let size = declared.map_or(state.max_body, |n| n as usize);
+                reservation = Some(match state.body_memory.try_reserve(size) {
+                    Some(r) => r,
+                    None => {
+                        state.metrics.large_body_waits.inc();
+                        waiting.set(true);
+                        let r = state.body_memory.reserve(size).await;
+                        waiting.set(false);
+                        r
+                    }
+                });
+                body.reserve(size.saturating_sub(body.len()));
+            }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok((body, reservation))
     };
     match tokio::time::timeout(budget, read).await {
         Ok(result) => result,
+        Err(_) if waiting.get() => Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_kind::BODY_MEMORY,
+            format!(
+                "busy: the body waited {} ms for memory ({} bytes of large bodies are read at once)",
+                budget.as_millis(),
+                state.body_memory.bytes()
+            ),
+        )
+        .closing()),
         Err(_) => Err(Refusal::new(
             StatusCode::REQUEST_TIMEOUT,
             error_kind::BODY_TIMEOUT,
@@ -498,11 +545,13 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
         settings.http2,
         client_ca.as_ref().map(ClientCaReloader::verifier),
     )?;
-    let state = web::Data::new(AppState {
+    let mut state = AppState {
         namespaces: settings.namespaces.clone(),
         reviewer: settings.reviewer,
         ..AppState::new(settings.config.clone(), settings.body_timeout)
-    });
+    };
+    state.body_memory = BodyMemory::new(settings.body_memory, state.metrics.large_body_bytes.clone());
+    let state = web::Data::new(state);
 
     let bind = |addr: SocketAddr| TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source });
     let listener = bind(settings.listen)?;
