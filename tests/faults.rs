@@ -1158,7 +1158,10 @@ async fn large_bodies_wait_for_memory_and_small_reviews_do_not() {
     let d = LargeBody::start(&server, "timeout=1s", big.clone(), part).await;
     let (status, text) = d.answer().await;
     assert_eq!(status, Some(503), "{text}");
-    assert!(text.contains("waited 1000 ms for memory"), "{text}");
+    assert!(
+        text.contains("1000 ms deadline passed while it waited for memory"),
+        "{text}"
+    );
     assert_eq!(metric(&server, waits).await, 1.0);
     assert_eq!(
         metric(&server, "secure_defaults_errors_total{kind=\"body_memory\"} ").await,

@@ -363,7 +363,7 @@ async fn read_body(
             StatusCode::SERVICE_UNAVAILABLE,
             error_kind::BODY_MEMORY,
             format!(
-                "busy: the body waited {} ms for memory ({} bytes of large bodies are read at once)",
+                "busy: the body's {} ms deadline passed while it waited for memory ({} bytes of large bodies are read at once)",
                 budget.as_millis(),
                 state.body_memory.bytes()
             ),
