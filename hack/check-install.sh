@@ -260,10 +260,13 @@ expect_refused "failurePolicy" --set webhook.failurePolicy=Never
 expect_refused "timeoutSeconds" --set webhook.timeoutSeconds=31
 expect_refused "/config/mode" --set config.mode=warn
 expect_refused "workloadPreviews" --set workloadPreviews.timeoutSeconds=0
+expect_refused "largeBodyMemoryMiB" --set largeBodyMemoryMiB=4
+"${tmpl[@]}" --set largeBodyMemoryMiB=48 | grep -A1 -- '- --large-body-memory-mib$' | grep -q '"48"' ||
+  fail "largeBodyMemoryMiB=48 should pass --large-body-memory-mib 48"
 # Previews off: the pods webhook alone.
 [[ $("${tmpl[@]}" --set workloadPreviews.enabled=false | grep -E '^  - name: [a-z]+\.secure-defaults\.io$') == "  - name: pods.secure-defaults.io" ]] ||
   fail "workloadPreviews.enabled=false should leave only pods.secure-defaults.io"
-log "helm template: both certificate modes rendered; previews can be turned off; invalid values refused"
+log "helm template: both certificate modes rendered; previews can be turned off; the large-body budget passed; invalid values refused"
 
 for o in base overlays/plain overlays/cert-manager; do
   name=kustomize-$(basename "$o")
