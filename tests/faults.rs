@@ -1047,10 +1047,10 @@ async fn metric(server: &TestServer, line_start: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Poll a metric until it reaches `want` (bounded).
-async fn metric_reaches(server: &TestServer, line_start: &str, want: f64) {
+/// Poll a metric until its value satisfies `done` (bounded).
+async fn metric_until(server: &TestServer, line_start: &str, done: impl Fn(f64) -> bool) {
     within(STEP, line_start, async {
-        while metric(server, line_start).await < want {
+        while !done(metric(server, line_start).await) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -1137,17 +1137,12 @@ async fn large_bodies_wait_for_memory_and_small_reviews_do_not() {
     // A and B hold the whole budget; their bodies stall half-sent.
     let a = LargeBody::start(&server, "timeout=10s", big.clone(), part).await;
     let b = LargeBody::start(&server, "timeout=10s", big.clone(), part).await;
-    metric_reaches(&server, reserved, (8 * MIB) as f64).await;
+    metric_until(&server, reserved, |v| v >= (8 * MIB) as f64).await;
 
     // A small review is not counted and is answered at once.
     let started = Instant::now();
-    let mut tls = server.connect().await;
-    let small = example_review();
-    write_all(&mut tls, request_head("application/json", small.len()).as_bytes())
-        .await
-        .unwrap();
-    write_all(&mut tls, &small).await.unwrap();
-    assert_eq!(status_of(&read_until_closed_or_answered(&mut tls).await), Some(200));
+    let mut small = H1::new(server.connect().await).await;
+    assert_eq!(small.post("/mutate", example_review()).await.status, 200);
     let small_took = started.elapsed();
     assert!(
         small_took < Duration::from_secs(2),
@@ -1170,7 +1165,7 @@ async fn large_bodies_wait_for_memory_and_small_reviews_do_not() {
 
     // C waits for memory; once A is answered, C proceeds.
     let c = LargeBody::start(&server, "timeout=10s", big.clone(), part).await;
-    metric_reaches(&server, waits, 2.0).await;
+    metric_until(&server, waits, |v| v >= 2.0).await;
     assert_eq!(
         metric(&server, reserved).await,
         (8 * MIB) as f64,
@@ -1182,13 +1177,11 @@ async fn large_bodies_wait_for_memory_and_small_reviews_do_not() {
     // B never sends the rest: its body deadline frees the memory.
     let (status, _) = b.answer().await;
     assert_eq!(status, Some(408));
-    metric_reaches(&server, "secure_defaults_errors_total{kind=\"body_timeout\"} ", 1.0).await;
-    within(STEP, "budget given back", async {
-        while metric(&server, reserved).await != 0.0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    metric_until(&server, "secure_defaults_errors_total{kind=\"body_timeout\"} ", |v| {
+        v >= 1.0
     })
     .await;
+    metric_until(&server, reserved, |v| v == 0.0).await;
     eprintln!(
         "FIGURES body memory: small review answered in {:.1} ms while large bodies held the budget",
         ms(small_took)
