@@ -104,7 +104,7 @@ struct Review {
     #[serde(rename = "apiVersion")]
     api_version: String,
     kind: String,
-    request: Option<Request>,
+    request: Option<Box<Request>>,
 }
 
 /// Read a request body. serde_json's recursion limit (128) stays on, so deeply
@@ -127,7 +127,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
                 api_version: review.api_version,
                 kind: review.kind,
             };
-            Ok(Parsed::Request(Box::new(request)))
+            Ok(Parsed::Request(request))
         }
         Err(e) if e.classify() != serde_json::error::Category::Data => Err(BodyError::NotJson(e.to_string())),
         Err(e) => {
@@ -170,29 +170,51 @@ pub fn encode(mut response: AdmissionResponse) -> serde_json::Result<Vec<u8>> {
         #[serde(rename = "apiVersion")]
         api_version: &'a str,
         kind: &'a str,
-        response: Answer<'a>,
-    }
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        #[serde(flatten)]
         response: &'a AdmissionResponse,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        patch: Option<String>,
     }
 
     // `patchType` stays on the response, set by `with_patch`.
-    let patch = response
-        .patch
-        .take()
-        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
-    serde_json::to_vec(&Body {
-        api_version: &response.types.api_version,
-        kind: &response.types.kind,
-        response: Answer {
+    let patch = response.patch.take();
+    // Sized for the whole answer up front rather than grown by doubling.
+    let strings = |v: Option<&Vec<String>>| v.into_iter().flatten().map(|s| s.len() + 3).sum::<usize>();
+    let estimate = 256
+        + response.uid.len()
+        + strings(response.warnings.as_ref())
+        + response
+            .audit_annotations
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum::<usize>()
+        + response.result.message.len()
+        + patch.as_ref().map_or(0, |p| p.len() / 3 * 4 + 16);
+    let mut body = Vec::with_capacity(estimate);
+    serde_json::to_writer(
+        &mut body,
+        &Body {
+            api_version: &response.types.api_version,
+            kind: &response.types.kind,
             response: &response,
-            patch,
         },
-    })
+    )?;
+    if let Some(patch) = patch {
+        // The patch goes last in `response`, written straight into the body:
+        // base64 needs no JSON escaping, and a serializer would look at each
+        // of its bytes for some.
+        debug_assert!(body.ends_with(b"}}"));
+        body.truncate(body.len() - 2);
+        body.extend_from_slice(br#","patch":""#);
+        let start = body.len();
+        body.resize(
+            start + base64::encoded_len(patch.len(), true).expect("no overflow below isize::MAX"),
+            0,
+        );
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(&patch, &mut body[start..])
+            .expect("sized by encoded_len");
+        body.truncate(start + written);
+        body.extend_from_slice(br#""}}"#);
+    }
+    Ok(body)
 }
 
 /// A request's `object` or `oldObject`, read in one pass: `apiVersion`,
@@ -209,8 +231,9 @@ pub struct Object {
     pub types: Option<TypeMeta>,
     pub metadata: ObjectMeta,
     /// A Pod's spec, when it was read as the object was parsed (then it is
-    /// not among `fields`).
-    pod_spec: Option<PodSpec>,
+    /// not among `fields`). Boxed: a request is moved about as it is read,
+    /// and a `PodSpec` is large.
+    pod_spec: Option<Box<PodSpec>>,
     /// The other members (`spec`, `status`, ...), in order.
     fields: Vec<(String, Box<RawValue>)>,
 }
@@ -288,7 +311,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                         ))
                     })?;
                     fields.retain(|(k, _)| k != "spec");
-                    pod_spec = read.0;
+                    pod_spec = read.0.map(Box::new);
                 }
                 _ => fields.push((key, map.next_value::<Box<RawValue>>()?)),
             }
@@ -821,7 +844,7 @@ fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardene
     let mut response = match (decision, audit) {
         (Decision::Denied, false) => {
             let mut r = base.deny(cut(
-                &format!(
+                format!(
                     "violates Pod Security \"restricted\" checks this cluster denies: {}",
                     join_violations(&denied)
                 ),
@@ -854,7 +877,7 @@ fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardene
     response.warnings = (!warnings.is_empty()).then_some(warnings);
     response.audit_annotations = annotations
         .into_iter()
-        .map(|(k, v)| (k.to_string(), cut(&v, MAX_VALUE)))
+        .map(|(k, v)| (k.to_string(), cut(v, MAX_VALUE)))
         .collect();
     Reviewed { response, outcome }
 }
@@ -873,7 +896,7 @@ fn finish_unreadable(mut response: AdmissionResponse, outcome: Outcome, config: 
     )]));
     response.audit_annotations = [
         (keys::MODE.to_string(), mode_str(config.mode).to_string()),
-        (keys::ERROR.to_string(), cut(&format!("{what}: {reason}"), MAX_VALUE)),
+        (keys::ERROR.to_string(), cut(format!("{what}: {reason}"), MAX_VALUE)),
     ]
     .into_iter()
     .collect();
@@ -908,28 +931,29 @@ fn join_violations(violations: &[&Violation]) -> String {
         .join("; ")
 }
 
-/// `pod.runAsNonRoot,container/app.allowPrivilegeEscalation,...`
+/// `pod.runAsNonRoot,container/app.allowPrivilegeEscalation,...`, written
+/// into one string (a review adds a dozen or more).
 fn added_list(report: &Report) -> String {
-    report
-        .added
-        .iter()
-        .map(|a| format!("{}.{}", target_key(&a.target), a.field))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn target_key(target: &Target) -> String {
-    match target {
-        Target::Pod => "pod".to_string(),
-        Target::Container { kind, name } => {
-            let kind = match kind {
-                ContainerKind::InitContainers => "initContainer",
-                ContainerKind::Containers => "container",
-                ContainerKind::EphemeralContainers => "ephemeralContainer",
-            };
-            format!("{kind}/{name}")
+    let mut list = String::with_capacity(report.added.len() * 40);
+    for (i, a) in report.added.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
         }
+        match &a.target {
+            Target::Pod => list.push_str("pod"),
+            Target::Container { kind, name } => {
+                list.push_str(match kind {
+                    ContainerKind::InitContainers => "initContainer/",
+                    ContainerKind::Containers => "container/",
+                    ContainerKind::EphemeralContainers => "ephemeralContainer/",
+                });
+                list.push_str(name);
+            }
+        }
+        list.push('.');
+        list.push_str(a.field.as_str());
     }
+    list
 }
 
 /// One warning per target: `audit mode: would add to container "app": allowPrivilegeEscalation, capabilities`.
@@ -947,15 +971,17 @@ fn would_add(report: &Report) -> Vec<String> {
         .collect()
 }
 
-fn cut(s: &str, max: usize) -> String {
+fn cut(mut s: String, max: usize) -> String {
     if s.len() <= max {
-        return s.to_string();
+        return s;
     }
     let mut end = max - 3;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}...", &s[..end])
+    s.truncate(end);
+    s.push_str("...");
+    s
 }
 
 /// Whether `key` is valid as the name part of a qualified name (what the API
@@ -986,9 +1012,9 @@ mod tests {
 
     #[test]
     fn cut_keeps_char_boundaries() {
-        assert_eq!(cut("abcdef", 6), "abcdef");
-        assert_eq!(cut("abcdefg", 6), "abc...");
-        assert_eq!(cut("ééééé", 6), "é...");
+        assert_eq!(cut("abcdef".into(), 6), "abcdef");
+        assert_eq!(cut("abcdefg".into(), 6), "abc...");
+        assert_eq!(cut("ééééé".into(), 6), "é...");
     }
 
     #[test]
