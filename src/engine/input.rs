@@ -21,8 +21,10 @@ use k8s_openapi::api::core::v1::{
     self as core, ContainerPort, EphemeralContainer, Lifecycle, PodOS, PodSecurityContext, PodSpec, Probe,
     SecurityContext, Volume,
 };
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Read a pod spec (the JSON of `spec` of a Pod, or of a pod template) into
 /// a `PodSpec` that holds only what the engine reads.
@@ -56,7 +58,7 @@ struct Spec {
     #[serde(rename = "hostIPC")]
     host_ipc: Option<bool>,
     host_users: Option<bool>,
-    volumes: Option<Vec<Volume>>,
+    volumes: Option<Vec<VolumeInput>>,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +90,7 @@ impl From<Spec> for PodSpec {
             host_pid: s.host_pid,
             host_ipc: s.host_ipc,
             host_users: s.host_users,
-            volumes: s.volumes,
+            volumes: s.volumes.map(|vs| vs.into_iter().map(|v| v.0).collect()),
             ..PodSpec::default()
         }
     }
@@ -122,6 +124,85 @@ impl From<Container> for EphemeralContainer {
     }
 }
 
+/// A volume as the `restricted` checks read it: its name and which source
+/// it has. The source's own fields are skipped (a projected volume's list of
+/// sources, a ConfigMap's items, ...), and the `Volume` holds the source's
+/// default value, so `volume.host_path.is_some()` and the like answer as for
+/// the full volume.
+struct VolumeInput(Volume);
+
+/// Sets the named source of `$volume` to its default: `"hostPath" => host_path, ...`.
+macro_rules! volume_sources {
+    ($volume:ident, $key:ident, $($json:literal => $field:ident),+ $(,)?) => {
+        match $key {
+            $($json => $volume.$field = Some(Default::default()),)+
+            _ => {}
+        }
+    };
+}
+
+impl<'de> Deserialize<'de> for VolumeInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = VolumeInput;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a volume")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VolumeInput, A::Error> {
+                let mut v = Volume::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "name" {
+                        v.name = map.next_value()?;
+                        continue;
+                    }
+                    // `null` is no source, as for the full volume.
+                    if map.next_value::<Option<IgnoredAny>>()?.is_none() {
+                        continue;
+                    }
+                    let key = key.as_ref();
+                    volume_sources!(v, key,
+                        "awsElasticBlockStore" => aws_elastic_block_store,
+                        "azureDisk" => azure_disk,
+                        "azureFile" => azure_file,
+                        "cephfs" => cephfs,
+                        "cinder" => cinder,
+                        "configMap" => config_map,
+                        "csi" => csi,
+                        "downwardAPI" => downward_api,
+                        "emptyDir" => empty_dir,
+                        "ephemeral" => ephemeral,
+                        "fc" => fc,
+                        "flexVolume" => flex_volume,
+                        "flocker" => flocker,
+                        "gcePersistentDisk" => gce_persistent_disk,
+                        "gitRepo" => git_repo,
+                        "glusterfs" => glusterfs,
+                        "hostPath" => host_path,
+                        "image" => image,
+                        "iscsi" => iscsi,
+                        "nfs" => nfs,
+                        "persistentVolumeClaim" => persistent_volume_claim,
+                        "photonPersistentDisk" => photon_persistent_disk,
+                        "portworxVolume" => portworx_volume,
+                        "projected" => projected,
+                        "quobyte" => quobyte,
+                        "rbd" => rbd,
+                        "scaleIO" => scale_io,
+                        "secret" => secret,
+                        "storageos" => storageos,
+                        "vsphereVolume" => vsphere_volume,
+                    );
+                }
+                Ok(VolumeInput(v))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +229,31 @@ mod tests {
         assert_eq!(spec.ephemeral_containers.as_ref().unwrap()[0].name, "debug");
         assert_eq!(spec.host_pid, Some(true));
         assert_eq!(spec.service_account_name, None);
+    }
+
+    #[test]
+    fn volumes_keep_their_name_and_which_source_they_have() {
+        let spec = read_spec(
+            r#"{"containers": [], "volumes": [
+                {"name": "root", "hostPath": {"path": "/", "type": "Directory"}},
+                {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
+                {"name": "share", "nfs": {"server": "s", "path": "/"}, "futureField": [1]},
+                {"name": "nothing", "hostPath": null}]}"#,
+        )
+        .unwrap();
+        let volumes = spec.volumes.unwrap();
+        let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["root", "token", "share", "nothing"]);
+        assert!(volumes[0].host_path.is_some() && volumes[0].projected.is_none());
+        assert!(volumes[1].projected.is_some());
+        assert!(volumes[2].nfs.is_some() && volumes[2].host_path.is_none());
+        assert_eq!(
+            volumes[3],
+            Volume {
+                name: "nothing".into(),
+                ..Volume::default()
+            }
+        );
     }
 
     #[test]
