@@ -23,8 +23,8 @@ impl<'a> Annotations<'a> {
 
     fn get_prefixed(&self, prefix: &str, name: &str) -> Option<&'a str> {
         let map = self.0?;
-        // Avoid allocating the key on the hot path when there are no such annotations.
-        map.range(prefix.to_string()..)
+        // The keys from `prefix` on, without building `prefix + name`.
+        map.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .find(|(k, _)| &k[prefix.len()..] == name)
             .map(|(_, v)| v.as_str())

@@ -60,6 +60,19 @@ struct BuildLabels {
     version: &'static str,
 }
 
+/// How many times each distinct item occurs, in first-seen order (a handful
+/// of distinct label sets per review: a linear search beats hashing).
+fn tally<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<(T, u64)> {
+    let mut counts: Vec<(T, u64)> = Vec::new();
+    for item in items {
+        match counts.iter_mut().find(|(seen, _)| *seen == item) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((item, 1)),
+        }
+    }
+    counts
+}
+
 /// Kinds of error counted in `secure_defaults_errors_total`.
 pub mod error_kind {
     pub const EMPTY_BODY: &str = "empty_body";
@@ -191,26 +204,25 @@ impl Metrics {
             })
             .inc();
         self.duration.observe(elapsed.as_secs_f64());
-        for a in &outcome.added {
-            let level = match a.target {
+        // Counted per label set first, then added once per set: a review adds
+        // the same field to each of its containers, and each family lookup
+        // hashes its labels under a lock.
+        let added = outcome.added.iter().map(|a| FieldLabels {
+            field: a.field.as_str(),
+            level: match a.target {
                 Target::Pod => "pod",
                 Target::Container { .. } => "container",
-            };
-            self.fields_added
-                .get_or_create(&FieldLabels {
-                    field: a.field.as_str(),
-                    level,
-                    mode,
-                })
-                .inc();
+            },
+            mode,
+        });
+        for (labels, n) in tally(added) {
+            self.fields_added.get_or_create(&labels).inc_by(n);
         }
-        for field in &outcome.kept {
-            self.kept.get_or_create(&KeptLabels { field: field.as_str() }).inc();
+        for (labels, n) in tally(outcome.kept.iter().map(|f| KeptLabels { field: f.as_str() })) {
+            self.kept.get_or_create(&labels).inc_by(n);
         }
-        for check in &outcome.remaining {
-            self.remaining
-                .get_or_create(&CheckLabels { check: check.as_str() })
-                .inc();
+        for (labels, n) in tally(outcome.remaining.iter().map(|c| CheckLabels { check: c.as_str() })) {
+            self.remaining.get_or_create(&labels).inc_by(n);
         }
         if let Some(problem) = &outcome.problem {
             self.error(problem.kind);
@@ -245,5 +257,62 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Decision;
+    use crate::config::Mode;
+    use crate::engine::{Added, Check, ContainerKind, Field};
+
+    #[test]
+    fn a_review_counts_each_field_per_level_once_per_occurrence() {
+        let container = |name| Target::container(ContainerKind::Containers, name);
+        let added = |field, target| Added { field, target };
+        let outcome = Outcome {
+            decision: Decision::Patched,
+            mode: Mode::Enforce,
+            uid: "u".into(),
+            namespace: "ns".into(),
+            name: "p".into(),
+            operation: "CREATE",
+            dry_run: false,
+            added: vec![
+                added(Field::RunAsNonRoot, Target::Pod),
+                added(Field::AllowPrivilegeEscalation, container("a")),
+                added(Field::AllowPrivilegeEscalation, container("b")),
+                added(Field::DropCapabilities, container("a")),
+                added(Field::AllowPrivilegeEscalation, container("c")),
+            ],
+            kept: vec![Field::RunAsUser, Field::RunAsUser],
+            remaining: vec![Check::HostPorts, Check::Privileged, Check::HostPorts],
+            denied: Vec::new(),
+            problem: None,
+        };
+        let metrics = Metrics::new();
+        metrics.review(&outcome, Duration::from_micros(50));
+        metrics.review(&outcome, Duration::from_micros(50));
+        let text = metrics.encode();
+        for line in [
+            r#"secure_defaults_fields_added_total{field="runAsNonRoot",level="pod",mode="enforce"} 2"#,
+            r#"secure_defaults_fields_added_total{field="allowPrivilegeEscalation",level="container",mode="enforce"} 6"#,
+            r#"secure_defaults_fields_added_total{field="capabilities",level="container",mode="enforce"} 2"#,
+            r#"secure_defaults_explicit_values_kept_total{field="runAsUser"} 4"#,
+            r#"secure_defaults_remaining_violations_total{check="hostPorts"} 4"#,
+            r#"secure_defaults_remaining_violations_total{check="privileged"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn tally_counts_in_first_seen_order() {
+        assert_eq!(
+            tally(["b", "a", "b", "c", "b"].into_iter()),
+            [("b", 3), ("a", 1), ("c", 1)]
+        );
+        assert!(tally(std::iter::empty::<u8>()).is_empty());
     }
 }
