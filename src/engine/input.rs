@@ -61,16 +61,18 @@ struct Spec {
     volumes: Option<Vec<VolumeInput>>,
 }
 
+/// Boxed members: a container is moved as it is read and again into the
+/// bindings' `Container` (2 KB), and most containers have few of these.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Container {
     name: Option<String>,
-    security_context: Option<SecurityContext>,
+    security_context: Option<Box<SecurityContext>>,
     ports: Option<Vec<ContainerPort>>,
-    liveness_probe: Option<Probe>,
-    readiness_probe: Option<Probe>,
-    startup_probe: Option<Probe>,
-    lifecycle: Option<Lifecycle>,
+    liveness_probe: Option<Box<Probe>>,
+    readiness_probe: Option<Box<Probe>>,
+    startup_probe: Option<Box<Probe>>,
+    lifecycle: Option<Box<Lifecycle>>,
 }
 
 impl From<Spec> for PodSpec {
@@ -100,12 +102,12 @@ impl From<Container> for core::Container {
     fn from(c: Container) -> core::Container {
         core::Container {
             name: c.name.unwrap_or_default(),
-            security_context: c.security_context,
+            security_context: c.security_context.map(|b| *b),
             ports: c.ports,
-            liveness_probe: c.liveness_probe,
-            readiness_probe: c.readiness_probe,
-            startup_probe: c.startup_probe,
-            lifecycle: c.lifecycle,
+            liveness_probe: c.liveness_probe.map(|b| *b),
+            readiness_probe: c.readiness_probe.map(|b| *b),
+            startup_probe: c.startup_probe.map(|b| *b),
+            lifecycle: c.lifecycle.map(|b| *b),
             ..core::Container::default()
         }
     }
@@ -117,7 +119,7 @@ impl From<Container> for EphemeralContainer {
     fn from(c: Container) -> EphemeralContainer {
         EphemeralContainer {
             name: c.name.unwrap_or_default(),
-            security_context: c.security_context,
+            security_context: c.security_context.map(|b| *b),
             ports: c.ports,
             ..EphemeralContainer::default()
         }
