@@ -9,7 +9,8 @@
 #     webhook and a no-op AdmissionReview endpoint on the same stack
 #     (examples/noop_webhook.rs), each with `--workers 1` pinned to core 0,
 #     oha pinned to core 1. Reused connections at 1, 16 and 64 connections,
-#     16 connections at half the peak rate, a new TLS connection per request,
+#     16 connections at half the peak rate (twice: oha's summary, and one CSV
+#     line per request for the steady state), a new TLS connection per request,
 #     3 MB reviews at 16 connections, and the server's RSS throughout.
 #  3. bench/report.py gathers target/bench/results.json and compares it with
 #     bench/recorded.json (the figures in BENCHMARKS.md): what moved.
