@@ -23,6 +23,7 @@ use k8s_openapi::api::core::v1::{
 };
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -155,9 +156,10 @@ impl<'de> Deserialize<'de> for VolumeInput {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VolumeInput, A::Error> {
                 let mut v = Volume::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     if key == "name" {
-                        v.name = map.next_value()?;
+                        // As the bindings read it: absent or `null` is "".
+                        v.name = map.next_value::<Option<String>>()?.unwrap_or_default();
                         continue;
                     }
                     // `null` is no source, as for the full volume.
@@ -235,17 +237,27 @@ mod tests {
 
     #[test]
     fn volumes_keep_their_name_and_which_source_they_have() {
-        let spec = read_spec(
-            r#"{"containers": [], "volumes": [
+        let json = r#"[
                 {"name": "root", "hostPath": {"path": "/", "type": "Directory"}},
                 {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
                 {"name": "share", "nfs": {"server": "s", "path": "/"}, "futureField": [1]},
-                {"name": "nothing", "hostPath": null}]}"#,
-        )
-        .unwrap();
+                {"name": "nothing", "hostPath": null},
+                {"name": null, "emptyDir": {}},
+                {"name": "old", "gitRepo": {"repository": "r"}, "secret": {"secretName": "s"}}]"#;
+        let spec = read_spec(&format!(r#"{{"containers": [], "volumes": {json}}}"#)).unwrap();
         let volumes = spec.volumes.unwrap();
+        // The same members as the bindings' full reading, source by source.
+        let full: Vec<Volume> = serde_json::from_str(json).unwrap();
+        let members = |v: &Volume| -> Vec<String> {
+            let value = serde_json::to_value(v).unwrap();
+            value.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(
+            volumes.iter().map(members).collect::<Vec<_>>(),
+            full.iter().map(members).collect::<Vec<_>>()
+        );
         let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
-        assert_eq!(names, ["root", "token", "share", "nothing"]);
+        assert_eq!(names, ["root", "token", "share", "nothing", "", "old"]);
         assert!(volumes[0].host_path.is_some() && volumes[0].projected.is_none());
         assert!(volumes[1].projected.is_some());
         assert!(volumes[2].nfs.is_some() && volumes[2].host_path.is_none());
