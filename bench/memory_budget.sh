@@ -7,7 +7,8 @@
 #   bash bench/memory_budget.sh 8 16 32 64
 set -euo pipefail
 cd "$(dirname "$0")/.."
-oha="$HOME/.cache/secure-defaults/tools/oha-1.16.0/bin/oha"
+# The oha that bench/run.sh installs (its version is set there only).
+oha="$HOME/.cache/secure-defaults/tools/oha-$(sed -n 's/^oha_version=//p' bench/run.sh)/bin/oha"
 body=target/bench/cases/update-ephemeral-3mb.json
 [[ -x "$oha" && -f "$body" ]] || { echo "run make bench first (oha and $body)" >&2; exit 1; }
 cargo build --release --locked --bin secure-defaults
@@ -22,11 +23,11 @@ for mib in "${@:-32}"; do
   pid=$!
   for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null 2>&1 && break; sleep 0.1; done
   "${client_pin[@]}" "$oha" --no-tui --output-format json --cacert target/bench/memory-ca.pem -m POST -T application/json \
-    -z 8s -c 16 -D "$body" "https://127.0.0.1:18443/mutate?timeout=10s" >target/bench/memory-budget-$mib.json
+    -z 8s -c 16 -D "$body" "https://127.0.0.1:18443/mutate?timeout=10s" >"target/bench/memory-budget-$mib.json"
   hwm=$(awk '$1 == "VmHWM:" { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   jq -r --arg mib "$mib" --arg hwm "$hwm" \
     '"budget \($mib) MiB: peak RSS \($hwm) MiB, \(.summary.requestsPerSec | floor) reviews/s, p99 \(.latencyPercentiles.p99 * 1000 | round) ms"' \
-    target/bench/memory-budget-$mib.json
+    "target/bench/memory-budget-$mib.json"
   kill -TERM "$pid"
   wait "$pid" || true
 done

@@ -17,8 +17,10 @@ changed. It exits 0 either way: benchmarks inform, they do not gate.
 """
 
 import argparse
+import csv
 import glob
 import json
+import math
 import os
 import sys
 
@@ -75,8 +77,6 @@ def oha_steady(path, after=STEADY_AFTER_S):
     server's part of a handshake is under 1 ms, see newconn), and under a
     fixed rate with latency correction the requests scheduled behind it count
     that wait too, which can move a p99 by tens of milliseconds."""
-    import csv
-
     with open(path) as f:
         rows = list(csv.DictReader(f))
     steady = [r for r in rows if float(r["request-start"]) >= after]
@@ -84,7 +84,7 @@ def oha_steady(path, after=STEADY_AFTER_S):
         return {}
     latencies = sorted(float(r["request-duration"]) for r in steady)
     n = len(latencies)
-    pct = lambda p: latencies[min(n - 1, max(0, int(-(-p * n // 1)) - 1))]
+    pct = lambda p: latencies[max(0, math.ceil(p * n) - 1)]  # nearest rank
     ms = lambda s: round(s * 1000, 3)
     span = max(float(r["request-start"]) for r in steady) - after
     ok = sum(1 for r in steady if r["status"] == "200")

@@ -78,12 +78,18 @@ memory() { # memory PID PHASE
     >>"$3"
 }
 
-load() { # load NAME FILE OHA-ARGS...: one oha run against $url, JSON to FILE
+oha_run() { # oha_run FORMAT FILE OHA-ARGS...: one oha run against $url, its output to FILE
+  local format=$1 file=$2
+  shift 2
+  pin "$client_core" "$oha" --no-tui --output-format "$format" --cacert "$out/load/ca.pem" \
+    -m POST -T application/json "$@" "$url" >"$file"
+}
+
+load() { # load NAME FILE OHA-ARGS...: one oha run, JSON to FILE, and its summary
   local name=$1 file=$2
   shift 2
   echo "-- $name: oha $*"
-  pin "$client_core" "$oha" --no-tui --output-format json --cacert "$out/load/ca.pem" \
-    -m POST -T application/json "$@" "$url" >"$file"
+  oha_run json "$file" "$@"
   jq -r '"   \(.summary.requestsPerSec | floor) req/s, p50 \((.latencyPercentiles.p50 // 0) * 1000 * 1000 | round / 1000) ms, p99 \((.latencyPercentiles.p99 // 0) * 1000 * 1000 | round / 1000) ms, ok \(.statusCodeDistribution["200"] // 0), not answered \([.errorDistribution[]] | add // 0) \(.errorDistribution | keys)"' "$file"
 }
 
@@ -120,8 +126,7 @@ serve() { # serve NAME BINARY: the full load sequence against one server
   # set-up, and with latency correction the requests queued behind it count
   # that wait too. report.py takes the requests started after the first second.
   echo "-- keep-alive c=16 at half of peak, per request: oha ... --output-format csv"
-  pin "$client_core" "$oha" --no-tui --output-format csv --cacert "$out/load/ca.pem" -m POST -T application/json \
-    -z "${seconds}s" -c 16 -q $((peak / 2)) --latency-correction -D "$typical" "$url" >"$dir/half-peak.csv"
+  oha_run csv "$dir/half-peak.csv" -z "${seconds}s" -c 16 -q $((peak / 2)) --latency-correction -D "$typical"
   load "new connection per request c=1" "$dir/newconn-c1.json" -z "${seconds}s" -c 1 --disable-keepalive -D "$typical"
   load "new connection per request c=16" "$dir/newconn-c16.json" -z "${seconds}s" -c 16 --disable-keepalive -D "$typical"
   memory "$pid" newconn "$mem"
