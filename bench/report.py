@@ -6,7 +6,7 @@ what moved between two of them.
     report.py compare bench/recorded.json target/bench/results.json
 
 `summarize` reads what bench/run.sh left in its output directory: the machine,
-criterion's estimates, review_latency.json, and per server (webhook, noop)
+criterion's estimates, review_latency.json, and per server (webhook, noop, read, before)
 oha's JSON reports and the RSS samples. Every figure is one key, with the
 issue 6 targets checked in "targets".
 
@@ -25,7 +25,7 @@ import os
 import sys
 
 CASES = ["small", "typical", "large-100-containers", "update-ephemeral-3mb"]
-SERVERS = ["webhook", "noop", "before"]
+SERVERS = ["webhook", "noop", "read", "before"]
 
 # (key, target, "max" or "min", what it stands for)
 TARGETS = [
@@ -152,6 +152,16 @@ def summarize(out):
             noop = r.get("noop." + key[len("webhook."):])
             if noop:
                 r["ratio." + key[len("webhook."):]] = round(r[key] / noop, 3)
+    # The webhook / no-op gap in two: reading the review (read / no-op) and
+    # the engine, patch and answer (webhook / read).
+    noop, read, webhook = (r.get(f"{s}.keepalive.peak_rps") for s in ("noop", "read", "webhook"))
+    if noop and read and webhook:
+        r["split.read_over_noop.peak_rps"] = round(read / noop, 3)
+        r["split.webhook_over_read.peak_rps"] = round(webhook / read, 3)
+        # Per review on the server's one core: microseconds = 1e6 / rate.
+        r["split.noop_us"] = round(1e6 / noop, 1)
+        r["split.reading_us"] = round(1e6 / read - 1e6 / noop, 1)
+        r["split.hardening_us"] = round(1e6 / webhook - 1e6 / read, 1)
     r["targets"] = {}
     for key, target, kind, what in TARGETS:
         value = r.get(key)

@@ -11,7 +11,12 @@
 #     oha pinned to core 1. Reused connections at 1, 16 and 64 connections,
 #     16 connections at half the peak rate (twice: oha's summary, and one CSV
 #     line per request for the steady state), a new TLS connection per request,
-#     3 MB reviews at 16 connections, and the server's RSS throughout.
+#     3 MB reviews at 16 connections, and the server's RSS throughout. The
+#     reused-connection phases also load the no-op endpoint with
+#     `--read-review` (it reads the review as the webhook does, then answers
+#     as the no-op): what reading the pod costs and what hardening it costs.
+#     Before the load, one request checks that each server answers the
+#     typical review for real (its uid, allowed, a patch from the webhook).
 #  3. bench/report.py gathers target/bench/results.json and compares it with
 #     bench/recorded.json (the figures in BENCHMARKS.md): what moved.
 #
@@ -93,8 +98,8 @@ load() { # load NAME FILE OHA-ARGS...: one oha run, JSON to FILE, and its summar
   jq -r '"   \(.summary.requestsPerSec | floor) req/s, p50 \((.latencyPercentiles.p50 // 0) * 1000 * 1000 | round / 1000) ms, p99 \((.latencyPercentiles.p99 // 0) * 1000 * 1000 | round / 1000) ms, ok \(.statusCodeDistribution["200"] // 0), not answered \([.errorDistribution[]] | add // 0) \(.errorDistribution | keys)"' "$file"
 }
 
-serve() { # serve NAME BINARY: the full load sequence against one server
-  local name=$1 binary=$2 dir="$out/load/$1"
+serve() { # serve NAME BINARY [keepalive]: the full load sequence against one server, or only its reused-connection phases
+  local name=$1 binary=$2 phases=${3:-all} dir="$out/load/$1"
   mkdir -p "$dir"
   echo "== load: $name (--workers 1 on core $server_core, oha on core $client_core)"
   # Started directly (not through a shell function) so that $! is the server.
@@ -107,16 +112,27 @@ serve() { # serve NAME BINARY: the full load sequence against one server
   done
   curl -sf http://127.0.0.1:18080/readyz >/dev/null
   url="https://127.0.0.1:18443/mutate?timeout=10s"
+  local typical="$out/cases/typical.json" big="$out/cases/update-ephemeral-3mb.json"
   local mem="$dir/memory.jsonl"
   : >"$mem"
   sleep 1
   memory "$pid" idle "$mem"
-  local typical="$out/cases/typical.json" big="$out/cases/update-ephemeral-3mb.json"
+  # What is loaded is a real answer: this request's uid, allowed, and a patch
+  # from the webhook only (oha counts status codes, not what the body says).
+  local answer
+  answer=$(curl -sf --cacert "$out/load/ca.pem" -H 'Content-Type: application/json' --data-binary "@$typical" "$url")
+  jq -e --arg uid "$(jq -r .request.uid "$typical")" --argjson patched "$([[ $name == noop || $name == read ]] && echo false || echo true)" \
+    '.response.uid == $uid and .response.allowed == true and (.response.patch != null) == $patched' <<<"$answer" >/dev/null ||
+    { echo "$name answered the typical review wrongly: ${answer:0:300}" >&2; kill "$pid"; exit 1; }
   load warm-up /dev/null -z 2s -c 16 -D "$typical"
   for c in 1 16 64; do
     load "keep-alive c=$c" "$dir/keepalive-c$c.json" -z "${seconds}s" -c "$c" -D "$typical"
   done
   memory "$pid" keepalive "$mem"
+  if [[ $phases == keepalive ]]; then
+    stop "$pid" "$dir"
+    return
+  fi
   local peak
   peak=$(jq -s 'map(.summary.requestsPerSec) | max | floor' "$dir"/keepalive-c*.json)
   load "keep-alive c=16 at half of peak ($((peak / 2))/s)" "$dir/half-peak.json" -z "${seconds}s" -c 16 \
@@ -135,10 +151,14 @@ serve() { # serve NAME BINARY: the full load sequence against one server
   memory "$pid" update-3mb "$mem"
   sleep 2
   memory "$pid" after "$mem"
-  kill -TERM "$pid"
-  wait "$pid" || true
+  stop "$pid" "$dir"
+}
+
+stop() { # stop PID DIR
+  kill -TERM "$1"
+  wait "$1" || true
   # Keep the head of the log (one line per review otherwise: tens of MB).
-  head -n 50 "$dir/server.log" >"$dir/server.head.log" && rm "$dir/server.log"
+  head -n 50 "$2/server.log" >"$2/server.head.log" && rm "$2/server.log"
 }
 
 # The no-op endpoint takes the `serve` flags directly; a one-line wrapper
@@ -146,8 +166,13 @@ serve() { # serve NAME BINARY: the full load sequence against one server
 noop="$out/load/noop_webhook"
 printf '#!/bin/sh\nshift\nexec %q "$@"\n' "$CARGO_TARGET_DIR/release/examples/noop_webhook" >"$noop"
 chmod +x "$noop"
+printf '#!/bin/sh\nshift\nexec %q --read-review "$@"\n' "$CARGO_TARGET_DIR/release/examples/noop_webhook" >"$noop-read"
+chmod +x "$noop-read"
 serve webhook "$CARGO_TARGET_DIR/release/secure-defaults"
 serve noop "$noop"
+# Reading the review as the webhook does, without the engine: splits the
+# webhook / no-op gap into reading the pod and hardening it.
+serve read "$noop-read" keepalive
 # BEFORE=path/to/an/older/secure-defaults: load it too, for a before/after in one run.
 if [[ -n "${BEFORE:-}" ]]; then serve before "$BEFORE"; fi
 

@@ -5,12 +5,18 @@
 //! it beside the webhook; the ratio of the two is what hardening costs on top
 //! of HTTP and TLS.
 //!
+//! With `--read-review` it reads the review as the webhook does (into kube's
+//! `AdmissionRequest` and k8s-openapi's types, `admission::parse`) before the
+//! same answer: between the two endpoints and the webhook, `make bench` splits
+//! the webhook's cost into reading the pod and hardening it.
+//!
 //! ```console
 //! cargo run --release --example noop_webhook -- --self-signed --workers 1
+//! cargo run --release --example noop_webhook -- --read-review --self-signed --workers 1
 //! ```
 
 use clap::Parser;
-use secure_defaults::admission::{BodyError, Decision, Outcome, Reviewed};
+use secure_defaults::admission::{self, BodyError, Decision, Outcome, Parsed, Reviewed};
 use secure_defaults::cli::serve::{self, ServeArgs};
 use secure_defaults::server::AppState;
 use serde::Deserialize;
@@ -23,12 +29,17 @@ static GLOBAL: secure_defaults::allocator::Allocator = secure_defaults::allocato
 /// The `serve` flags of secure-defaults; the endpoint answers every review allowed, untouched.
 #[derive(Parser)]
 struct Args {
+    /// Read the review as the webhook does before answering (no engine).
+    #[arg(long)]
+    read_review: bool,
     #[command(flatten)]
     serve: ServeArgs,
 }
 
 fn main() -> ExitCode {
-    match serve::run_with(&Args::parse().serve, allow) {
+    let args = Args::parse();
+    let reviewer = if args.read_review { read_then_allow } else { allow };
+    match serve::run_with(&args.serve, reviewer) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -52,6 +63,20 @@ fn allow(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
     }
     let review: Review = serde_json::from_slice(body).map_err(|e| BodyError::NotAReview(e.to_string()))?;
     let uid = review.request.ok_or(BodyError::NoRequest)?.uid.into_owned();
+    Ok(allowed(uid, state))
+}
+
+/// Read the review as the webhook reads it, then answer as [`allow`] does.
+fn read_then_allow(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
+    let uid = match admission::parse(body)? {
+        Parsed::Request(req) => req.uid.clone(),
+        Parsed::Unreadable(request) => request.uid,
+    };
+    Ok(allowed(uid, state))
+}
+
+/// The `allowed` answer to the request `uid`, untouched.
+fn allowed(uid: String, state: &AppState) -> Reviewed {
     let mut response = kube::core::admission::AdmissionResponse::invalid("");
     response.uid = uid.clone();
     response.allowed = true;
@@ -70,5 +95,5 @@ fn allow(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
         denied: Vec::new(),
         problem: None,
     };
-    Ok(Reviewed { response, outcome })
+    Reviewed { response, outcome }
 }
