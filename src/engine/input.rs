@@ -18,7 +18,7 @@
 //! error, as it is for the full `PodSpec`.
 
 use k8s_openapi::api::core::v1::{
-    self as core, ContainerPort, EphemeralContainer, Lifecycle, PodOS, PodSecurityContext, PodSpec, Probe,
+    self as core, Affinity, ContainerPort, EphemeralContainer, Lifecycle, PodOS, PodSecurityContext, PodSpec, Probe,
     SecurityContext, Volume,
 };
 use serde::de::{IgnoredAny, MapAccess, Visitor};
@@ -53,6 +53,7 @@ struct Spec {
     security_context: Option<PodSecurityContext>,
     os: Option<PodOS>,
     node_selector: Option<BTreeMap<String, String>>,
+    affinity: Option<Box<Affinity>>,
     host_network: Option<bool>,
     #[serde(rename = "hostPID")]
     host_pid: Option<bool>,
@@ -89,6 +90,7 @@ impl From<Spec> for PodSpec {
             security_context: s.security_context,
             os: s.os,
             node_selector: s.node_selector,
+            affinity: s.affinity.map(|b| *b),
             host_network: s.host_network,
             host_pid: s.host_pid,
             host_ipc: s.host_ipc,

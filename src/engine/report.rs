@@ -153,8 +153,9 @@ impl Guard {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Untouched {
-    /// `spec.os.name: windows` (or a windows nodeSelector): every baseline field is
-    /// Linux-only or can stop a Windows image from starting.
+    /// `spec.os.name: windows`, or Windows named in the node selector or node
+    /// affinity, or `windowsOptions` set: every baseline field is Linux-only
+    /// or can stop a Windows image from starting.
     Windows,
     /// Windows HostProcess pods run on the host by design.
     HostProcess,

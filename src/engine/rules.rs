@@ -16,6 +16,7 @@ use super::containers::{self, Slot};
 use super::report::{Field, Guard, Report, Target, Untouched};
 use k8s_openapi::api::core::v1::{
     AppArmorProfile, Capabilities, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
+    WindowsSecurityContextOptions,
 };
 use serde::Serialize;
 
@@ -35,7 +36,7 @@ pub(crate) struct Ctx<'a> {
 /// Pods the engine leaves entirely alone, and why.
 pub(crate) fn untouched(ctx: &Ctx) -> Option<Untouched> {
     let spec = ctx.orig;
-    let host_process = |sc: Option<&k8s_openapi::api::core::v1::WindowsSecurityContextOptions>| {
+    let host_process = |sc: Option<&WindowsSecurityContextOptions>| {
         sc.and_then(|w| w.host_process) == Some(true)
     };
     if ctx.annotations.is_mirror_pod() {
@@ -49,18 +50,45 @@ pub(crate) fn untouched(ctx: &Ctx) -> Option<Untouched> {
     }
     // Every baseline field is Linux-only except runAsNonRoot, and runAsNonRoot
     // without a Windows user name stops images whose default user is
-    // ContainerAdministrator. The nodeSelector counts because the API server
-    // only knows the OS from spec.os, but the kubelet on a Windows node runs it.
-    let windows = spec.os.as_ref().is_some_and(|os| os.name == "windows")
-        || spec
-            .node_selector
-            .as_ref()
-            .and_then(|s| s.get("kubernetes.io/os"))
-            .is_some_and(|os| os == "windows");
-    if windows {
+    // ContainerAdministrator. The API server only knows the OS from spec.os,
+    // but the kubelet on a Windows node runs any pod sent there.
+    if spec.os.as_ref().is_some_and(|os| os.name == "windows") || names_windows(spec) {
         return Some(Untouched::Windows);
     }
     None
+}
+
+/// Node labels that carry a node's OS; the kubelet still sets the beta one.
+const OS_LABELS: [&str; 2] = ["kubernetes.io/os", "beta.kubernetes.io/os"];
+
+/// Whether a pod without `spec.os: windows` still says it runs on Windows:
+/// Windows in its node selector or node affinity (required or preferred), or
+/// `windowsOptions` set on the pod or a container (ignored on Linux, and
+/// forbidden there only beside `spec.os.name: linux`, which rules it out).
+fn names_windows(spec: &PodSpec) -> bool {
+    let selector = spec.node_selector.iter().flatten().any(|(k, v)| OS_LABELS.contains(&k.as_str()) && v == "windows");
+    let node_affinity = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref());
+    let required = node_affinity
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .map(|r| r.node_selector_terms.iter());
+    let preferred = node_affinity
+        .and_then(|n| n.preferred_during_scheduling_ignored_during_execution.as_ref())
+        .map(|p| p.iter().map(|t| &t.preference));
+    let affinity = required.into_iter().flatten().chain(preferred.into_iter().flatten()).any(|term| {
+        term.match_expressions.iter().flatten().any(|e| {
+            OS_LABELS.contains(&e.key.as_str())
+                && e.operator == "In"
+                && e.values.iter().flatten().any(|v| v == "windows")
+        })
+    });
+    let linux = spec.os.as_ref().is_some_and(|os| os.name == "linux");
+    let set = |w: Option<&WindowsSecurityContextOptions>| {
+        w.is_some_and(|w| *w != WindowsSecurityContextOptions::default())
+    };
+    let options = !linux
+        && (set(spec.security_context.as_ref().and_then(|s| s.windows_options.as_ref()))
+            || containers::all(spec).any(|(_, c)| set(c.security_context().and_then(|s| s.windows_options.as_ref()))));
+    selector || affinity || options
 }
 
 pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {

@@ -199,6 +199,30 @@ fn explicit_values_and_guards(
     "spec: {nodeSelector: {kubernetes.io/os: windows}, containers: [{name: a, image: x}]}",
     Untouched::Windows
 )]
+#[case::windows_beta_node_selector(
+    "spec: {nodeSelector: {beta.kubernetes.io/os: windows}, containers: [{name: a, image: x}]}",
+    Untouched::Windows
+)]
+#[case::windows_required_node_affinity(
+    "spec: {affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/os, operator: In, values: [windows]}]}]}}}, containers: [{name: a, image: x}]}",
+    Untouched::Windows
+)]
+#[case::windows_among_required_node_affinity_terms(
+    "spec: {affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64]}]}, {matchExpressions: [{key: kubernetes.io/os, operator: In, values: [linux, windows]}]}]}}}, containers: [{name: a, image: x}]}",
+    Untouched::Windows
+)]
+#[case::windows_preferred_node_affinity(
+    "spec: {affinity: {nodeAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 1, preference: {matchExpressions: [{key: beta.kubernetes.io/os, operator: In, values: [windows]}]}}]}}, containers: [{name: a, image: x}]}",
+    Untouched::Windows
+)]
+#[case::windows_user_name_on_a_container(
+    "spec: {containers: [{name: iis, image: x, securityContext: {windowsOptions: {runAsUserName: ContainerAdministrator}}}]}",
+    Untouched::Windows
+)]
+#[case::windows_gmsa_on_the_pod(
+    "spec: {securityContext: {windowsOptions: {gmsaCredentialSpecName: webapp}}, containers: [{name: a, image: x}]}",
+    Untouched::Windows
+)]
 #[case::host_process_pod(
     "spec: {securityContext: {windowsOptions: {hostProcess: true}}, hostNetwork: true, containers: [{name: a, image: x}]}",
     Untouched::HostProcess
@@ -222,6 +246,29 @@ fn pods_left_alone(#[case] pod: &str, #[case] reason: Untouched) {
     assert!(
         !h.report.remaining.is_empty(),
         "the report still says what restricted rejects"
+    );
+}
+
+/// Pods that keep Windows out, or name it only to rule it out, are hardened.
+#[rstest]
+#[case::linux_os_with_stray_windows_options(
+    "spec: {os: {name: linux}, containers: [{name: a, image: x, securityContext: {windowsOptions: {runAsUserName: app}}}]}"
+)]
+#[case::empty_windows_options("spec: {securityContext: {windowsOptions: {}}, containers: [{name: a, image: x}]}")]
+#[case::linux_node_selector("spec: {nodeSelector: {kubernetes.io/os: linux}, containers: [{name: a, image: x}]}")]
+#[case::windows_kept_out_by_affinity(
+    "spec: {affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/os, operator: NotIn, values: [windows]}]}]}}}, containers: [{name: a, image: x}]}"
+)]
+#[case::windows_in_another_label(
+    "spec: {nodeSelector: {example.com/pool: windows}, containers: [{name: a, image: x}]}"
+)]
+fn pods_that_do_not_name_windows_are_hardened(#[case] pod: &str) {
+    let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
+    assert_eq!(h.report.untouched, None);
+    assert!(
+        ops(&h).iter().any(|op| op.contains("runAsNonRoot")),
+        "{:?}",
+        ops(&h)
     );
 }
 
