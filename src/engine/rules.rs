@@ -145,7 +145,8 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
                 set_pod: |p, v| p.run_as_group = Some(v),
                 container: |c| c.run_as_group,
                 set_container: |c, v| c.run_as_group = Some(v),
-                insecure: |_| false,
+                // Group 0 (root) owns much of an image's file system.
+                insecure: |v| v == 0,
             },
         );
     }
@@ -153,7 +154,11 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
     // Volume ownership. Pod level only: it cannot change on an update.
     if ctx.pod_level {
         if let Some(gid) = b.fs_group.filter(|_| !ctx.skips(Field::FsGroup)) {
-            if pod_sc(ctx.orig).and_then(|p| p.fs_group).is_none() {
+            let explicit = pod_sc(ctx.orig).and_then(|p| p.fs_group);
+            if explicit == Some(0) {
+                report.kept(Field::FsGroup, Target::Pod, 0);
+            }
+            if explicit.is_none() {
                 pod_sc_mut(spec).fs_group = Some(gid);
                 report.added(Field::FsGroup, Target::Pod);
                 // Only beside an fsGroup we chose: with the pod's own fsGroup the

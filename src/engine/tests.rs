@@ -112,6 +112,22 @@ fn adds_exactly_what_is_missing(#[case] pod: &str, #[case] expected: &[&str]) {
         "container \"app\" runAsGroup ExplicitRoot",
     ],
 )]
+#[case::root_group_and_fs_group_are_kept_and_reported(
+    "spec: {securityContext: {runAsGroup: 0, fsGroup: 0}, containers: [{name: app, image: nginx, securityContext: {runAsGroup: 0}}]}",
+    &[
+        "/securityContext/runAsNonRoot = true",
+        "/securityContext/runAsUser = 65532",
+        r#"/securityContext/seccompProfile = {"type":"RuntimeDefault"}"#,
+        r#"/containers/0/securityContext/allowPrivilegeEscalation = false"#,
+        r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
+    ],
+    &[
+        "pod runAsGroup=0",
+        "container \"app\" runAsGroup=0",
+        "pod fsGroup=0",
+    ],
+    &[],
+)]
 #[case::pod_level_root_keeps_every_container_root(
     "spec: {securityContext: {runAsUser: 0}, containers: [{name: a, image: x}, {name: b, image: y}]}",
     &[
