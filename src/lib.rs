@@ -22,3 +22,4 @@ pub mod messages;
 pub mod namespace_policy;
 pub mod scan;
 pub mod server;
+pub mod yaml;

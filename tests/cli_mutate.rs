@@ -129,3 +129,33 @@ fn invalid_config_is_reported() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("runAsUser"), "{}", stderr(&o));
 }
+
+#[test]
+fn yaml_output_quotes_strings_kubectl_would_read_as_booleans_or_numbers() {
+    let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {feature: \"on\"}}\nspec:\n  containers:\n  - name: app\n    image: nginx\n    env: [{name: DEBUG, value: \"no\"}, {name: MODE, value: \"0644\"}, {name: SCRIPT, value: \"set -e\\necho on\\n\"}]\n";
+    let o = mutate(&["-f", "-"], input);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for line in ["feature: \"on\"", "value: \"no\"", "value: \"0644\"", "value: |\n"] {
+        assert!(out.contains(line), "{line:?} not in\n{out}");
+    }
+    let doc = &secure_defaults::cli::mutate::parse_documents(&out).unwrap()[0];
+    assert_eq!(doc["spec"]["containers"][0]["env"][2]["value"], "set -e\necho on\n");
+}
+
+#[test]
+fn yaml_merge_keys_are_resolved_before_hardening() {
+    // kubectl reads the container as privileged: no allowPrivilegeEscalation
+    // may be added beside it, and the local runAsUser wins over the merged one.
+    let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: agent\n    image: busybox\n    securityContext:\n      <<: {privileged: true, runAsUser: 0}\n      runAsUser: 1000\n";
+    let o = mutate(&["-f", "-", "-o", "json"], input);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let sc = &doc["spec"]["containers"][0]["securityContext"];
+    assert_eq!(sc["privileged"], true);
+    assert_eq!(sc["runAsUser"], 1000);
+    assert!(
+        sc.get("<<").is_none() && sc.get("allowPrivilegeEscalation").is_none(),
+        "{sc}"
+    );
+}

@@ -352,3 +352,44 @@ async fn kubectl_apply_shows_the_workload_preview() -> Result<()> {
     drop(hook);
     Ok(())
 }
+
+/// What `secure-defaults mutate` writes as YAML is what kubectl reads: the
+/// same object as its JSON output, though kubectl reads YAML 1.1 (`on`,
+/// `no`, `0644` are a boolean and numbers there unless quoted).
+#[tokio::test]
+async fn mutate_yaml_reads_back_in_kubectl_as_its_json() -> Result<()> {
+    let chart = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: legacy\n  labels: {app: legacy, feature: \"on\", canary: \"yes\"}\n  annotations: {example.com/enabled: \"true\", example.com/mode: \"0644\", example.com/note: \"a #b\"}\nspec:\n  selector: {matchLabels: {app: legacy}}\n  template:\n    metadata: {labels: {app: legacy}}\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/app:1.2.3\n        command: [sh, -c]\n        args: [\"set -e\\necho on\\n\\n\"]\n        env: [{name: DEBUG, value: \"no\"}, {name: Y, value: \"y\"}, {name: N, value: \"1_000\"}, {name: T, value: \"1:20\"}, {name: E, value: \"\"}, {name: S, value: \" spaced \"}]\n        resources: {requests: {cpu: 100m, memory: 128Mi}}\n";
+    let mutate = |output: &str| -> Result<String> {
+        use std::io::Write;
+        let mut child = Command::new(&Env::get().bin)
+            .args(["mutate", "-q", "-f", "-", "-o", output])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child.stdin.take().unwrap().write_all(chart.as_bytes())?;
+        let out = child.wait_with_output()?;
+        ensure!(out.status.success(), "mutate: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let yaml = mutate("yaml")?;
+    let json: Value = serde_json::from_str(&mutate("json")?)?;
+    let out = kubectl(&["create", "--dry-run=client", "-o", "json", "-f", "-"], &yaml)?;
+    ensure!(
+        out.status.success(),
+        "kubectl: {}\n{yaml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut read: Value = serde_json::from_slice(&out.stdout)?;
+    // kubectl puts the object in its current namespace.
+    read["metadata"].as_object_mut().map(|m| m.remove("namespace"));
+    ensure!(
+        read == json,
+        "kubectl read\n{read:#}\nfrom\n{yaml}\nbut the JSON output is\n{json:#}"
+    );
+    ensure!(
+        json["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] == true,
+        "not hardened: {json:#}"
+    );
+    Ok(())
+}

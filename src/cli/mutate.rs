@@ -6,7 +6,7 @@
 use crate::config::Config;
 use crate::engine::{Policy, Report};
 use crate::manifest::{self, ObjectHardening};
-use crate::messages;
+use crate::{messages, yaml};
 use anyhow::{bail, Context, Result};
 use json_patch::Patch;
 use serde_json::Value;
@@ -116,7 +116,13 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>> {
     } else {
         let mut values = Vec::new();
         for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            values.push(Value::deserialize(doc).with_context(|| format!("document {}", i + 1))?);
+            // Merge keys (`<<: *defaults`) resolved as kubectl resolves them:
+            // keys written in the mapping win over merged ones.
+            let read = serde_yaml::Value::deserialize(doc).and_then(|mut v| {
+                v.apply_merge()?;
+                Value::deserialize(v)
+            });
+            values.push(read.with_context(|| format!("document {}", i + 1))?);
         }
         values
     };
@@ -180,7 +186,7 @@ pub fn render(docs: &[Document], output: Output) -> Result<String> {
                 if i > 0 {
                     out.push_str("---\n");
                 }
-                out.push_str(&serde_yaml::to_string(&d.after)?);
+                out.push_str(&yaml::to_string(&d.after));
             }
         }
         Output::Json => {
@@ -202,8 +208,8 @@ pub fn render(docs: &[Document], output: Output) -> Result<String> {
         }
         Output::Diff => {
             for d in docs {
-                let before = serde_yaml::to_string(&d.before)?;
-                let after = serde_yaml::to_string(&d.after)?;
+                let before = yaml::to_string(&d.before);
+                let after = yaml::to_string(&d.after);
                 if before != after {
                     let diff = similar::TextDiff::from_lines(&before, &after);
                     let header = (format!("a/{}", d.origin), format!("b/{}", d.origin));

@@ -36,9 +36,7 @@ pub(crate) struct Ctx<'a> {
 /// Pods the engine leaves entirely alone, and why.
 pub(crate) fn untouched(ctx: &Ctx) -> Option<Untouched> {
     let spec = ctx.orig;
-    let host_process = |sc: Option<&WindowsSecurityContextOptions>| {
-        sc.and_then(|w| w.host_process) == Some(true)
-    };
+    let host_process = |sc: Option<&WindowsSecurityContextOptions>| sc.and_then(|w| w.host_process) == Some(true);
     if ctx.annotations.is_mirror_pod() {
         return Some(Untouched::MirrorPod);
     }
@@ -66,7 +64,11 @@ const OS_LABELS: [&str; 2] = ["kubernetes.io/os", "beta.kubernetes.io/os"];
 /// `windowsOptions` set on the pod or a container (ignored on Linux, and
 /// forbidden there only beside `spec.os.name: linux`, which rules it out).
 fn names_windows(spec: &PodSpec) -> bool {
-    let selector = spec.node_selector.iter().flatten().any(|(k, v)| OS_LABELS.contains(&k.as_str()) && v == "windows");
+    let selector = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .any(|(k, v)| OS_LABELS.contains(&k.as_str()) && v == "windows");
     let node_affinity = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref());
     let required = node_affinity
         .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
@@ -74,17 +76,20 @@ fn names_windows(spec: &PodSpec) -> bool {
     let preferred = node_affinity
         .and_then(|n| n.preferred_during_scheduling_ignored_during_execution.as_ref())
         .map(|p| p.iter().map(|t| &t.preference));
-    let affinity = required.into_iter().flatten().chain(preferred.into_iter().flatten()).any(|term| {
-        term.match_expressions.iter().flatten().any(|e| {
-            OS_LABELS.contains(&e.key.as_str())
-                && e.operator == "In"
-                && e.values.iter().flatten().any(|v| v == "windows")
-        })
-    });
+    let affinity = required
+        .into_iter()
+        .flatten()
+        .chain(preferred.into_iter().flatten())
+        .any(|term| {
+            term.match_expressions.iter().flatten().any(|e| {
+                OS_LABELS.contains(&e.key.as_str())
+                    && e.operator == "In"
+                    && e.values.iter().flatten().any(|v| v == "windows")
+            })
+        });
     let linux = spec.os.as_ref().is_some_and(|os| os.name == "linux");
-    let set = |w: Option<&WindowsSecurityContextOptions>| {
-        w.is_some_and(|w| *w != WindowsSecurityContextOptions::default())
-    };
+    let set =
+        |w: Option<&WindowsSecurityContextOptions>| w.is_some_and(|w| *w != WindowsSecurityContextOptions::default());
     let options = !linux
         && (set(spec.security_context.as_ref().and_then(|s| s.windows_options.as_ref()))
             || containers::all(spec).any(|(_, c)| set(c.security_context().and_then(|s| s.windows_options.as_ref()))));

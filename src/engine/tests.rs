@@ -281,11 +281,7 @@ fn pods_left_alone(#[case] pod: &str, #[case] reason: Untouched) {
 fn pods_that_do_not_name_windows_are_hardened(#[case] pod: &str) {
     let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
     assert_eq!(h.report.untouched, None);
-    assert!(
-        ops(&h).iter().any(|op| op.contains("runAsNonRoot")),
-        "{:?}",
-        ops(&h)
-    );
+    assert!(ops(&h).iter().any(|op| op.contains("runAsNonRoot")), "{:?}", ops(&h));
 }
 
 #[test]
