@@ -159,3 +159,14 @@ fn yaml_merge_keys_are_resolved_before_hardening() {
         "{sc}"
     );
 }
+
+#[test]
+fn yaml_1_1_numbers_read_as_kubectl_reads_them() {
+    // `helm template` output keeps a chart's octal modes as written.
+    let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: app, image: nginx}]\n  volumes: [{name: v, configMap: {name: c, defaultMode: 0644}}]\n";
+    let o = mutate(&["-f", "-", "-o", "json"], input);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["spec"]["volumes"][0]["configMap"]["defaultMode"], 420);
+    assert_eq!(doc["spec"]["securityContext"]["runAsNonRoot"], true);
+}

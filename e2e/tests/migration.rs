@@ -353,12 +353,13 @@ async fn kubectl_apply_shows_the_workload_preview() -> Result<()> {
     Ok(())
 }
 
-/// What `secure-defaults mutate` writes as YAML is what kubectl reads: the
-/// same object as its JSON output, though kubectl reads YAML 1.1 (`on`,
-/// `no`, `0644` are a boolean and numbers there unless quoted).
+/// `secure-defaults mutate` reads a chart as kubectl reads it and writes
+/// YAML that kubectl reads back as its JSON output, though kubectl reads
+/// YAML 1.1: `0644` is octal there, and `on`, `no`, `0644` are a boolean and
+/// numbers unless quoted.
 #[tokio::test]
-async fn mutate_yaml_reads_back_in_kubectl_as_its_json() -> Result<()> {
-    let chart = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: legacy\n  labels: {app: legacy, feature: \"on\", canary: \"yes\"}\n  annotations: {example.com/enabled: \"true\", example.com/mode: \"0644\", example.com/note: \"a #b\"}\nspec:\n  selector: {matchLabels: {app: legacy}}\n  template:\n    metadata: {labels: {app: legacy}}\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/app:1.2.3\n        command: [sh, -c]\n        args: [\"set -e\\necho on\\n\\n\"]\n        env: [{name: DEBUG, value: \"no\"}, {name: Y, value: \"y\"}, {name: N, value: \"1_000\"}, {name: T, value: \"1:20\"}, {name: E, value: \"\"}, {name: S, value: \" spaced \"}]\n        resources: {requests: {cpu: 100m, memory: 128Mi}}\n";
+async fn mutate_reads_and_writes_yaml_as_kubectl_does() -> Result<()> {
+    let chart = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: legacy\n  labels: {app: legacy, feature: \"on\", canary: \"yes\"}\n  annotations: {example.com/enabled: \"true\", example.com/mode: \"0644\", example.com/note: \"a #b\"}\nspec:\n  replicas: 0x2\n  selector: {matchLabels: {app: legacy}}\n  template:\n    metadata: {labels: {app: legacy}}\n    spec:\n      volumes: [{name: scripts, configMap: {name: scripts, defaultMode: 0755}}]\n      containers:\n      - name: app\n        image: registry.example.com/app:1.2.3\n        command: [sh, -c]\n        args: [\"set -e\\necho on\\n\\n\"]\n        env: [{name: DEBUG, value: \"no\"}, {name: V_Y, value: \"y\"}, {name: V_N, value: \"1_000\"}, {name: T, value: \"1:20\"}, {name: E, value: \"\"}, {name: S, value: \" spaced \"}]\n        resources: &resources {requests: {cpu: 100m, memory: 128Mi}}\n        securityContext: {<<: {runAsUser: 1_000, privileged: false}, runAsUser: 2000}\n      - name: sidecar\n        image: busybox\n        resources: *resources\n";
     let mutate = |output: &str| -> Result<String> {
         use std::io::Write;
         let mut child = Command::new(&Env::get().bin)
@@ -372,20 +373,37 @@ async fn mutate_yaml_reads_back_in_kubectl_as_its_json() -> Result<()> {
         ensure!(out.status.success(), "mutate: {}", String::from_utf8_lossy(&out.stderr));
         Ok(String::from_utf8(out.stdout)?)
     };
-    let yaml = mutate("yaml")?;
+    // kubectl's reading of a manifest, out of its current namespace.
+    let kubectl_reads = |yaml: &str| -> Result<Value> {
+        let out = kubectl(&["create", "--dry-run=client", "-o", "json", "-f", "-"], yaml)?;
+        ensure!(
+            out.status.success(),
+            "kubectl: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut read: Value = serde_json::from_slice(&out.stdout)?;
+        read["metadata"].as_object_mut().map(|m| m.remove("namespace"));
+        Ok(read)
+    };
     let json: Value = serde_json::from_str(&mutate("json")?)?;
-    let out = kubectl(&["create", "--dry-run=client", "-o", "json", "-f", "-"], &yaml)?;
-    ensure!(
-        out.status.success(),
-        "kubectl: {}\n{yaml}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut read: Value = serde_json::from_slice(&out.stdout)?;
-    // kubectl puts the object in its current namespace.
-    read["metadata"].as_object_mut().map(|m| m.remove("namespace"));
+    let patch: json_patch::Patch = serde_json::from_str(&mutate("patch")?)?;
+
+    // Reading: the patch, onto kubectl's reading of the chart, gives the JSON output.
+    let mut read = kubectl_reads(chart)?;
+    let volume = &read["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"];
+    ensure!(*volume == 0o755, "kubectl reads 0755 as {volume}");
+    json_patch::patch(&mut read, &patch)?;
     ensure!(
         read == json,
-        "kubectl read\n{read:#}\nfrom\n{yaml}\nbut the JSON output is\n{json:#}"
+        "kubectl read the chart as\n{read:#}\nbut mutate as\n{json:#}"
+    );
+
+    // Writing: kubectl reads the YAML output as the JSON output.
+    let yaml = mutate("yaml")?;
+    let back = kubectl_reads(&yaml)?;
+    ensure!(
+        back == json,
+        "kubectl read\n{back:#}\nfrom\n{yaml}\nbut the JSON output is\n{json:#}"
     );
     ensure!(
         json["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] == true,

@@ -105,26 +105,16 @@ fn write_stdout(out: &str) -> Result<()> {
 }
 
 /// Split a stream into documents. JSON input may hold several values; YAML
-/// may hold several `---` documents. Empty documents are dropped.
+/// may hold several `---` documents, read as kubectl reads them
+/// ([`yaml::documents`]). Empty documents are dropped.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>> {
-    use serde::Deserialize;
     let trimmed = text.trim_start();
     let values: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
         serde_json::Deserializer::from_str(text)
             .into_iter::<Value>()
             .collect::<Result<_, _>>()?
     } else {
-        let mut values = Vec::new();
-        for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            // Merge keys (`<<: *defaults`) resolved as kubectl resolves them:
-            // keys written in the mapping win over merged ones.
-            let read = serde_yaml::Value::deserialize(doc).and_then(|mut v| {
-                v.apply_merge()?;
-                Value::deserialize(v)
-            });
-            values.push(read.with_context(|| format!("document {}", i + 1))?);
-        }
-        values
+        yaml::documents(text)?
     };
     Ok(values.into_iter().filter(|v| !v.is_null()).collect())
 }
