@@ -13,7 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${FUZZ_SECONDS:-60}
 tools=${FUZZ_TOOLS:-$HOME/.cache/secure-defaults/cargo-fuzz}
-targets=${FUZZ_TARGETS:-review engine}
+targets=${FUZZ_TARGETS:-review engine yaml}
 log() { printf 'fuzz: %s\n' "$*" >&2; }
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

@@ -23,6 +23,12 @@ pub fn to_string(value: &Value) -> String {
     match value {
         Value::Object(m) if !m.is_empty() => mapping(&mut out, m, 0, false),
         Value::Array(a) if !a.is_empty() => sequence(&mut out, a, 0, false),
+        // A block scalar at the top would hold lines at column 0, where
+        // `---` ends a document.
+        Value::String(s) => {
+            string_inline(&mut out, s);
+            out.push('\n');
+        }
         other => {
             scalar(&mut out, other, 0);
             out.push('\n');
@@ -38,7 +44,16 @@ fn mapping(out: &mut String, m: &Map<String, Value>, indent: usize, inline_first
         if i > 0 || !inline_first {
             pad(out, indent);
         }
+        let start = out.len();
         string_inline(out, k);
+        // A key written on its own is at most 1024 characters in YAML; a
+        // longer one takes the explicit form, `? key` then `: value`.
+        let explicit = out[start..].chars().nth(MAX_SIMPLE_KEY).is_some();
+        if explicit {
+            out.insert_str(start, "? ");
+            out.push('\n');
+            pad(out, indent);
+        }
         out.push(':');
         match v {
             Value::Object(m) if !m.is_empty() => {
@@ -47,7 +62,7 @@ fn mapping(out: &mut String, m: &Map<String, Value>, indent: usize, inline_first
             }
             Value::Array(a) if !a.is_empty() => {
                 out.push('\n');
-                sequence(out, a, indent, false);
+                sequence(out, a, if explicit { indent + 2 } else { indent }, false);
             }
             _ => {
                 out.push(' ');
@@ -57,6 +72,9 @@ fn mapping(out: &mut String, m: &Map<String, Value>, indent: usize, inline_first
         }
     }
 }
+
+/// Characters of the longest key written in the simple form (YAML allows 1024).
+const MAX_SIMPLE_KEY: usize = 1000;
 
 fn sequence(out: &mut String, a: &[Value], indent: usize, inline_first: bool) {
     for (i, v) in a.iter().enumerate() {
@@ -733,6 +751,15 @@ mod tests {
             to_string(&doc),
             "kind: Pod\nmetadata:\n  name: p\n  labels:\n    feature: \"on\"\n  annotations: {}\nspec:\n  containers:\n  - name: app\n    args:\n    - \"-c\"\n    - |\n      a\n      b\n    env: []\n  x:\n  - - 1\n    - 2\n  - {}\n"
         );
+        assert_eq!(round_trip(&doc), doc);
+    }
+
+    #[test]
+    fn long_keys_take_the_explicit_form() {
+        let long = "k".repeat(1500);
+        let doc = json!({"a": {&long: 1, "b": {&long: [1, {&long: "v"}]}}, "s": [{&long: {"x": 1}}]});
+        let text = to_string(&doc);
+        assert!(text.contains(&format!("? {long}\n")), "{text}");
         assert_eq!(round_trip(&doc), doc);
     }
 

@@ -105,6 +105,11 @@ fn engine_target_over_its_corpus() {
 }
 
 #[test]
+fn yaml_target_over_its_corpus() {
+    replay("yaml", checks::yaml_bytes, 3000);
+}
+
+#[test]
 fn the_oracles_can_fail() {
     // A patch that replaces, or loses a field, is caught.
     let pod = serde_json::json!({"metadata": {"annotations": {"a/b~c": "x"}}, "spec": {"x": 1}});

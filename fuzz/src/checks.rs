@@ -374,3 +374,22 @@ pub fn pod_from_bytes(b: &mut Bytes) -> Value {
     }
     pod
 }
+
+/// Target `yaml`: any bytes as a manifest stream for `secure-defaults
+/// mutate`. Reading never panics (errors are fine), and every document read
+/// is written as YAML that reads back as the same document: the writer
+/// quotes whatever the YAML 1.1 reader would take for another type.
+pub fn yaml_bytes(data: &[u8]) {
+    use secure_defaults::yaml;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(docs) = yaml::documents(text) else {
+        return;
+    };
+    for doc in docs {
+        let written = yaml::to_string(&doc);
+        let back = yaml::documents(&written).unwrap_or_else(|e| panic!("{e}; {doc} written as\n{written}"));
+        assert_eq!(back, [doc], "written as\n{written}");
+    }
+}
