@@ -36,7 +36,10 @@ fn yaml_from_stdin_is_hardened_and_other_kinds_pass_through_in_order() {
     assert_eq!(docs.len(), 2);
     assert_eq!(docs[0]["kind"], "ConfigMap");
     assert_eq!(docs[0]["data"]["a"], "b");
-    assert_eq!(docs[1]["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        docs[1]["spec"]["containers"][0]["securityContext"]["runAsNonRoot"],
+        true
+    );
     assert_eq!(
         docs[1]["spec"]["containers"][0]["securityContext"]["capabilities"]["drop"][0],
         "ALL"
@@ -77,7 +80,7 @@ fn diff_output_shows_added_lines_and_a_summary() {
     let o = mutate(&["-f", "-", "-o", "diff"], POD);
     let out = stdout(&o);
     assert!(out.contains("+++ b/(stdin)"), "{out}");
-    assert!(out.contains("+    runAsNonRoot: true"), "{out}");
+    assert!(out.contains("+      runAsNonRoot: true"), "{out}");
     assert!(
         out.contains("1 pod spec(s) in 1 document(s): 8 field(s) added"),
         "{out}"
@@ -168,5 +171,5 @@ fn yaml_1_1_numbers_read_as_kubectl_reads_them() {
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(doc["spec"]["volumes"][0]["configMap"]["defaultMode"], 420);
-    assert_eq!(doc["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(doc["spec"]["containers"][0]["securityContext"]["runAsNonRoot"], true);
 }

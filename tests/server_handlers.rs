@@ -12,19 +12,15 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-static POD_SC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
-    json!({"fsGroup": 65532, "fsGroupChangePolicy": "OnRootMismatch", "runAsGroup": 65532, "runAsNonRoot": true,
-           "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}})
-});
+static POD_SC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(
+    || json!({"fsGroup": 65532, "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}),
+);
 
 /// The pod-level operations when the pod has an empty `securityContext: {}`
 /// (as the API server's defaulting leaves it).
-const POD_SC_OPS: [&str; 6] = [
+const POD_SC_OPS: [&str; 3] = [
     "/spec/securityContext/fsGroup",
     "/spec/securityContext/fsGroupChangePolicy",
-    "/spec/securityContext/runAsGroup",
-    "/spec/securityContext/runAsNonRoot",
-    "/spec/securityContext/runAsUser",
     "/spec/securityContext/seccompProfile",
 ];
 
@@ -172,14 +168,15 @@ async fn pod_create_is_patched_with_the_baseline() {
         [
             json!({"op": "add", "path": "/spec/securityContext", "value": POD_SC.clone()}),
             json!({"op": "add", "path": "/spec/containers/0/securityContext",
-               "value": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}),
+               "value": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+                         "runAsGroup": 65532, "runAsNonRoot": true, "runAsUser": 65532}}),
         ]
     );
     assert_eq!(warnings(&response), Vec::<String>::new());
     assert_eq!(annotation(&response, "mode"), Some("enforce"));
     assert_eq!(
         annotation(&response, "added"),
-        Some("pod.runAsNonRoot,pod.runAsUser,pod.runAsGroup,pod.fsGroup,pod.fsGroupChangePolicy,pod.seccompProfile,container/app.allowPrivilegeEscalation,container/app.capabilities")
+        Some("container/app.runAsNonRoot,container/app.runAsUser,container/app.runAsGroup,pod.fsGroup,pod.fsGroupChangePolicy,pod.seccompProfile,container/app.allowPrivilegeEscalation,container/app.capabilities")
     );
 }
 
@@ -407,16 +404,17 @@ async fn audit_mode_patches_nothing_and_says_what_it_would_add() {
     assert_eq!(
         warnings(&response),
         [
-            "secure-defaults: audit mode: would add to pod: runAsNonRoot, runAsUser, runAsGroup, fsGroup, fsGroupChangePolicy, seccompProfile",
-            "secure-defaults: audit mode: would add to container \"app\": allowPrivilegeEscalation, capabilities",
+            "secure-defaults: audit mode: would add to container \"app\": runAsNonRoot, runAsUser, runAsGroup, allowPrivilegeEscalation, capabilities",
+            "secure-defaults: audit mode: would add to pod: fsGroup, fsGroupChangePolicy, seccompProfile",
         ]
     );
     assert_eq!(annotation(&response, "mode"), Some("audit"));
     assert_eq!(annotation(&response, "added"), None);
-    assert!(annotation(&response, "would-add").is_some_and(|v| v.starts_with("pod.runAsNonRoot,")));
+    assert!(annotation(&response, "would-add").is_some_and(|v| v.starts_with("container/app.runAsNonRoot,")));
     let metrics = state.metrics.encode();
     assert!(
-        metrics.contains(r#"secure_defaults_fields_added_total{field="runAsNonRoot",level="pod",mode="audit"} 1"#),
+        metrics
+            .contains(r#"secure_defaults_fields_added_total{field="runAsNonRoot",level="container",mode="audit"} 1"#),
         "{metrics}"
     );
 }
@@ -500,11 +498,11 @@ async fn field_opt_out_skips_those_fields() {
         bare_spec(),
     );
     let response = post(&state(Config::default()), &Review::create(object)).await;
-    let pod_sc = &patch(&response)[0];
-    assert_eq!(pod_sc["path"], "/spec/securityContext");
-    assert_eq!(pod_sc["value"].get("runAsUser"), None, "{pod_sc}");
-    assert_eq!(pod_sc["value"].get("runAsGroup"), None, "{pod_sc}");
-    assert_eq!(pod_sc["value"]["runAsNonRoot"], true, "{pod_sc}");
+    let container_sc = &patch(&response)[1];
+    assert_eq!(container_sc["path"], "/spec/containers/0/securityContext");
+    assert_eq!(container_sc["value"].get("runAsUser"), None, "{container_sc}");
+    assert_eq!(container_sc["value"].get("runAsGroup"), None, "{container_sc}");
+    assert_eq!(container_sc["value"]["runAsNonRoot"], true, "{container_sc}");
 }
 
 #[actix_web::test]

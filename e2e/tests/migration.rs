@@ -406,7 +406,7 @@ async fn mutate_reads_and_writes_yaml_as_kubectl_does() -> Result<()> {
         "kubectl read\n{back:#}\nfrom\n{yaml}\nbut the JSON output is\n{json:#}"
     );
     ensure!(
-        json["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] == true,
+        json["spec"]["template"]["spec"]["containers"][1]["securityContext"]["runAsNonRoot"] == true,
         "not hardened: {json:#}"
     );
     Ok(())

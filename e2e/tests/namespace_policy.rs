@@ -78,12 +78,15 @@ async fn namespace_cannot_exempt_itself_but_may_override_ids() -> Result<()> {
     let a = create(&client, &uid, "pods", &pod("p"), false).await?;
     ensure!(a.ok(), "{}", a.body);
     assert_eq!(
-        a.body["spec"]["securityContext"]["runAsUser"],
+        a.body["spec"]["containers"][0]["securityContext"]["runAsUser"],
         json!(1000),
         "{}",
         a.body
     );
-    assert_eq!(a.body["spec"]["securityContext"]["runAsGroup"], json!(65532));
+    assert_eq!(
+        a.body["spec"]["containers"][0]["securityContext"]["runAsGroup"],
+        json!(65532)
+    );
 
     let a = create(&client, &root, "pods", &pod("p"), true).await?;
     ensure!(a.ok(), "{}", a.body);
@@ -127,7 +130,7 @@ async fn opt_out_where_allowed_and_label_changes_without_restart() -> Result<()>
     set_metadata(&client, &changing, json!({"secure-defaults.io/mode": null}), json!({})).await?;
     wait_for(Duration::from_secs(5), "the label's removal to apply", || async {
         let a = create(&client, &changing, "pods", &pod("p"), true).await.ok()?;
-        (a.body["spec"]["securityContext"]["runAsNonRoot"] == json!(true)).then_some(())
+        (a.body["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] == json!(true)).then_some(())
     })
     .await?;
     unregister(&client, &mwc).await

@@ -436,7 +436,9 @@ async fn sidecar_injected_by_a_later_webhook_is_hardened_on_reinvocation() -> Re
     let containers = a.body["spec"]["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 2, "one sidecar, injected once");
     // Our webhook saw this pod twice: first the whole pod, then, reinvoked
-    // after the injector, only the sidecar was new to patch.
+    // after the injector, only the sidecar was new to patch: its identity
+    // (which it never inherits from the pod) and the escalation and
+    // capabilities fields.
     let name = a.body["metadata"]["name"].as_str().unwrap();
     let added: Vec<String> = hook
         .log()
@@ -448,7 +450,7 @@ async fn sidecar_injected_by_a_later_webhook_is_hardened_on_reinvocation() -> Re
                 .map(str::to_string)
         })
         .collect();
-    assert_eq!(added, ["8", "2"], "fields added per call for {name}:\n{}", hook.log());
+    assert_eq!(added, ["8", "5"], "fields added per call for {name}:\n{}", hook.log());
     unregister(&client, &inj_name).await?;
     unregister(&client, &mwc).await
 }

@@ -104,8 +104,8 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
         }
     }
 
-    // Who the processes run as. Pod level where every container agrees,
-    // container level where one explicitly runs as root or is privileged.
+    // Who the processes run as: on each container (see `identity`), except
+    // those that explicitly run as root or are privileged.
     if b.run_as_non_root {
         identity(
             ctx,
@@ -115,7 +115,6 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
             true,
             IdentityAccess {
                 pod: |p| p.run_as_non_root,
-                set_pod: |p, v| p.run_as_non_root = Some(v),
                 container: |c| c.run_as_non_root,
                 set_container: |c, v| c.run_as_non_root = Some(v),
                 insecure: |v| !v,
@@ -131,7 +130,6 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
             uid,
             IdentityAccess {
                 pod: |p| p.run_as_user,
-                set_pod: |p, v| p.run_as_user = Some(v),
                 container: |c| c.run_as_user,
                 set_container: |c, v| c.run_as_user = Some(v),
                 insecure: |v| v == 0,
@@ -147,7 +145,6 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
             gid,
             IdentityAccess {
                 pod: |p| p.run_as_group,
-                set_pod: |p, v| p.run_as_group = Some(v),
                 container: |c| c.run_as_group,
                 set_container: |c, v| c.run_as_group = Some(v),
                 // Group 0 (root) owns much of an image's file system.
@@ -280,20 +277,22 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
 /// Getters and setters for one identity field at both levels.
 struct IdentityAccess<T> {
     pod: fn(&PodSecurityContext) -> Option<T>,
-    set_pod: fn(&mut PodSecurityContext, T),
     container: fn(&SecurityContext) -> Option<T>,
     set_container: fn(&mut SecurityContext, T),
     /// Whether an explicit value is weaker than the baseline.
     insecure: fn(T) -> bool,
 }
 
-/// runAsNonRoot, runAsUser, runAsGroup.
+/// runAsNonRoot, runAsUser, runAsGroup, on each container that has neither
+/// its own value nor the pod's. Never at pod level: a pod-level value would
+/// also reach containers a later webhook injects (the API server then calls
+/// this webhook again, `reinvocationPolicy: IfNeeded`), and an injected
+/// container that runs as root would not start under an inherited
+/// `runAsNonRoot: true`, nor would a privileged node agent run as root.
 ///
 /// Root guard: a container that explicitly runs as root (`runAsUser: 0` or
 /// `runAsNonRoot: false`, its own or the pod's), or is privileged (full host
 /// access, which node agents use as root), is never given an identity field.
-/// The field then goes on each other container instead of the pod, because a
-/// pod-level value would reach the guarded container too.
 fn identity<T: Copy + Serialize>(
     ctx: &Ctx,
     spec: &mut PodSpec,
@@ -325,11 +324,6 @@ fn identity<T: Copy + Serialize>(
         return;
     }
     let guard = |slot: Slot| identity_guard(ctx.orig, slot);
-    if ctx.pod_level && inheriting.iter().all(|slot| guard(*slot).is_none()) {
-        (access.set_pod)(pod_sc_mut(spec), value);
-        report.added(field, Target::Pod);
-        return;
-    }
     for slot in inheriting {
         let Some(c) = containers::get(ctx.orig, slot) else {
             continue;

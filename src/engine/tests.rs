@@ -51,9 +51,8 @@ fn remaining(h: &Hardening) -> Vec<String> {
     h.report.remaining.iter().map(ToString::to_string).collect()
 }
 
-const POD_SC: &str = r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}}"#;
-const C0_SC: &str =
-    r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}"#;
+const POD_SC: &str = r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","seccompProfile":{"type":"RuntimeDefault"}}"#;
+const C0_SC: &str = r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532}"#;
 
 #[rstest]
 #[case::bare_pod_gets_the_whole_baseline(
@@ -69,10 +68,10 @@ const C0_SC: &str =
     &[
         "/securityContext/fsGroup = 65532",
         r#"/securityContext/fsGroupChangePolicy = "OnRootMismatch""#,
-        "/securityContext/runAsGroup = 65532",
-        "/securityContext/runAsNonRoot = true",
         "/containers/0/securityContext/allowPrivilegeEscalation = false",
         r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
+        "/containers/0/securityContext/runAsGroup = 65532",
+        "/containers/0/securityContext/runAsNonRoot = true",
     ],
 )]
 #[case::existing_add_list_is_kept_beside_drop_all(
@@ -98,9 +97,7 @@ fn adds_exactly_what_is_missing(#[case] pod: &str, #[case] expected: &[&str]) {
 #[rstest]
 #[case::insecure_container_values_are_kept_and_reported(
     "spec: {containers: [{name: app, image: nginx, securityContext: {allowPrivilegeEscalation: true, runAsUser: 0, seccompProfile: {type: Unconfined}, capabilities: {drop: [NET_RAW]}}}]}",
-    &[
-        r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}}"#,
-    ],
+    &[r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","seccompProfile":{"type":"RuntimeDefault"}}"#],
     &[
         "container \"app\" runAsUser=0",
         "container \"app\" seccompProfile=\"Unconfined\"",
@@ -115,11 +112,11 @@ fn adds_exactly_what_is_missing(#[case] pod: &str, #[case] expected: &[&str]) {
 #[case::root_group_and_fs_group_are_kept_and_reported(
     "spec: {securityContext: {runAsGroup: 0, fsGroup: 0}, containers: [{name: app, image: nginx, securityContext: {runAsGroup: 0}}]}",
     &[
-        "/securityContext/runAsNonRoot = true",
-        "/securityContext/runAsUser = 65532",
         r#"/securityContext/seccompProfile = {"type":"RuntimeDefault"}"#,
         r#"/containers/0/securityContext/allowPrivilegeEscalation = false"#,
         r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
+        "/containers/0/securityContext/runAsNonRoot = true",
+        "/containers/0/securityContext/runAsUser = 65532",
     ],
     &[
         "pod runAsGroup=0",
@@ -145,13 +142,13 @@ fn adds_exactly_what_is_missing(#[case] pod: &str, #[case] expected: &[&str]) {
         "container \"b\" runAsGroup ExplicitRoot",
     ],
 )]
-#[case::one_root_container_moves_identity_to_the_others(
+#[case::one_root_container_leaves_identity_to_the_others(
     "spec: {containers: [{name: root, image: x, securityContext: {runAsUser: 0}}, {name: app, image: y}]}",
     &[
-        r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+        r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","seccompProfile":{"type":"RuntimeDefault"}}"#,
         r#"/containers/0/securityContext/allowPrivilegeEscalation = false"#,
         r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
-        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true}"#,
+        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532}"#,
     ],
     &["container \"root\" runAsUser=0"],
     &["container \"root\" runAsNonRoot ExplicitRoot", "container \"root\" runAsGroup ExplicitRoot"],
@@ -159,10 +156,10 @@ fn adds_exactly_what_is_missing(#[case] pod: &str, #[case] expected: &[&str]) {
 #[case::run_as_non_root_false_is_an_explicit_choice_of_root(
     "spec: {containers: [{name: legacy, image: x, securityContext: {runAsNonRoot: false}}, {name: app, image: y}]}",
     &[
-        r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+        r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","seccompProfile":{"type":"RuntimeDefault"}}"#,
         r#"/containers/0/securityContext/allowPrivilegeEscalation = false"#,
         r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
-        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsUser":65532}"#,
+        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532}"#,
     ],
     &["container \"legacy\" runAsNonRoot=false"],
     &["container \"legacy\" runAsUser ExplicitRoot", "container \"legacy\" runAsGroup ExplicitRoot"],
@@ -300,8 +297,8 @@ fn opted_out_fields_are_skipped_and_reported() {
     assert_eq!(
         ops(&h),
         [
-            r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","runAsGroup":65532,"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}}"#,
-            r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false}"#,
+            r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","seccompProfile":{"type":"RuntimeDefault"}}"#,
+            r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false,"runAsGroup":65532,"runAsNonRoot":true}"#,
         ]
     );
     assert_eq!(skipped(&h), ["pod runAsUser OptedOut", "pod capabilities OptedOut"]);
@@ -452,4 +449,48 @@ fn report_order_is_stable() {
     for _ in 0..5 {
         assert_eq!(harden_yaml(pod, &Baseline::default(), Scope::Pod, true), first);
     }
+}
+
+/// A later webhook injects a privileged agent and a container that runs as
+/// root; the API server calls the webhook again. Neither may have been given
+/// an identity by the first pass: the root one would not start under an
+/// inherited `runAsNonRoot: true`, the agent would not run as root.
+#[test]
+fn identity_never_reaches_containers_injected_after_the_first_pass() {
+    let first = "spec: {containers: [{name: app, image: x}]}";
+    let h = harden_yaml(first, &Baseline::default(), Scope::Pod, true);
+    let mut pod: serde_json::Value = serde_yaml::from_str(first).unwrap();
+    let patch = json_patch::Patch(
+        h.ops
+            .iter()
+            .map(|op| match op {
+                json_patch::PatchOperation::Add(a) => json_patch::PatchOperation::Add(json_patch::AddOperation {
+                    path: jsonptr::PointerBuf::parse(format!("/spec{}", a.path)).unwrap(),
+                    value: a.value.clone(),
+                }),
+                other => panic!("not an add: {other:?}"),
+            })
+            .collect(),
+    );
+    json_patch::patch(&mut pod, &patch).unwrap();
+    let pod_sc = &pod["spec"]["securityContext"];
+    for field in ["runAsNonRoot", "runAsUser", "runAsGroup"] {
+        assert!(pod_sc.get(field).is_none(), "{field} at pod level: {pod_sc}");
+    }
+    let containers = pod["spec"]["containers"].as_array_mut().unwrap();
+    containers.push(serde_json::json!({"name": "agent", "image": "a", "securityContext": {"privileged": true}}));
+    containers.push(serde_json::json!({"name": "init-net", "image": "b", "securityContext": {"runAsUser": 0}}));
+    let second = harden_yaml(
+        &serde_json::to_string(&pod).unwrap(),
+        &Baseline::default(),
+        Scope::Pod,
+        true,
+    );
+    assert!(
+        ops(&second).iter().all(|op| !op.contains("runAs")),
+        "{:?}",
+        ops(&second)
+    );
+    assert!(skipped(&second).contains(&"container \"agent\" runAsNonRoot Privileged".to_string()));
+    assert!(skipped(&second).contains(&"container \"init-net\" runAsNonRoot ExplicitRoot".to_string()));
 }
