@@ -1,12 +1,15 @@
 //! The engine's report in words: admission warnings for kubectl, and the
 //! CLI's summary. Bounded so the API server accepts them: each message at
-//! most 256 ASCII characters, all of them together under 4 KiB.
+//! most 256 ASCII characters, all of them together under 2 KiB. The API
+//! server allows 4 KiB of warnings per request from every source together
+//! (its `warning.go` truncates, then drops, past that), and Pod Security's
+//! own warning comes after this webhook's: half is left for it.
 
 use crate::assess::{Assessment, Verdict};
 use crate::engine::{Check, Field, Report, Target};
 
 pub const MAX_MESSAGE: usize = 256;
-pub const MAX_TOTAL: usize = 4000;
+pub const MAX_TOTAL: usize = 2048;
 const PREFIX: &str = "secure-defaults: ";
 
 /// One line per decision a user should know about, in the report's order:
