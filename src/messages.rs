@@ -6,7 +6,8 @@
 //! own warning comes after this webhook's: half is left for it.
 
 use crate::assess::{Assessment, Verdict};
-use crate::engine::{Check, Field, Report, Target};
+use crate::engine::{Check, Field, Guard, Report, Target};
+use std::collections::HashMap;
 
 pub const MAX_MESSAGE: usize = 256;
 pub const MAX_TOTAL: usize = 2048;
@@ -20,10 +21,22 @@ pub fn warnings(report: &Report) -> Vec<String> {
     if let Some(reason) = report.untouched {
         out.push(format!("pod left unchanged: {}", reason.reason()));
     }
+    // One line per target and guard, its fields in the report's order:
+    // `runAsNonRoot, runAsUser not added to container "agent": it is privileged`.
+    let mut groups: Vec<(&Target, Guard, Vec<&'static str>)> = Vec::new();
+    let mut index: HashMap<(&Target, Guard), usize> = HashMap::new();
     for s in &report.skipped {
-        out.push(match s.target {
-            Target::Pod => format!("{} not added: {}", s.field, s.guard.reason()),
-            ref t => format!("{} not added to {t}: {}", s.field, s.guard.reason()),
+        let i = *index.entry((&s.target, s.guard)).or_insert_with(|| {
+            groups.push((&s.target, s.guard, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].2.push(s.field.as_str());
+    }
+    for (target, guard, fields) in groups {
+        let fields = fields.join(", ");
+        out.push(match target {
+            Target::Pod => format!("{fields} not added: {}", guard.reason()),
+            t => format!("{fields} not added to {t}: {}", guard.reason()),
         });
     }
     for k in &report.kept {
@@ -164,6 +177,27 @@ mod tests {
         assert!(out.iter().all(|m| m.len() <= MAX_MESSAGE && m.is_ascii()));
         assert!(out.iter().map(String::len).sum::<usize>() <= MAX_TOTAL + 100);
         assert!(out.last().unwrap().contains("more"), "{:?}", out.last());
+    }
+
+    #[test]
+    fn guards_are_one_line_per_container_and_reason() {
+        use crate::engine::ContainerKind;
+        let agent = Target::container(ContainerKind::Containers, "agent");
+        let root = Target::container(ContainerKind::InitContainers, "root");
+        let mut report = Report::default();
+        report.skipped(Field::RunAsNonRoot, agent.clone(), Guard::Privileged);
+        report.skipped(Field::RunAsNonRoot, root.clone(), Guard::ExplicitRoot);
+        report.skipped(Field::RunAsUser, agent.clone(), Guard::Privileged);
+        report.skipped(Field::RunAsGroup, root, Guard::ExplicitRoot);
+        report.skipped(Field::SeccompProfile, agent, Guard::LegacyAnnotation);
+        assert_eq!(
+            warnings(&report),
+            [
+                "secure-defaults: runAsNonRoot, runAsUser not added to container \"agent\": it is privileged",
+                "secure-defaults: runAsNonRoot, runAsGroup not added to init container \"root\": it explicitly runs as root",
+                "secure-defaults: seccompProfile not added to container \"agent\": a legacy annotation sets the profile",
+            ]
+        );
     }
 
     #[test]
