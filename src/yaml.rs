@@ -120,16 +120,12 @@ fn string_inline(out: &mut String, s: &str) {
     }
 }
 
-/// Words YAML 1.1 reads as booleans or null (go-yaml v2's resolve table).
-const RESERVED: [&str; 25] = [
-    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on",
-    "On", "ON", "off", "Off", "OFF", "null", "Null", "NULL",
-];
-
 /// Whether `s` reads as the same string, plain, in YAML 1.1 and 1.2 in block
 /// context. Deliberately narrow: anything starting with a digit, sign or dot
 /// (numbers, 1.1's octals, sexagesimals and timestamps) is quoted, and so is
-/// anything with an indicator character.
+/// anything with an indicator character; of the words left, those the
+/// reader below resolves to a boolean or null (1.1's `on`, `no`, `y`, ...,
+/// a superset of 1.2's) are quoted too.
 fn plain_ok(s: &str) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
@@ -140,7 +136,7 @@ fn plain_ok(s: &str) -> bool {
             c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '.' | '/' | ':' | '@' | '=' | ',' | '+' | '-' | '~')
         })
         && !s.contains(": ")
-        && !RESERVED.contains(&s)
+        && plain_value(s).is_ok_and(|v| v.is_string())
 }
 
 /// Whether `s` can be a literal block: several lines, no characters a
@@ -229,11 +225,7 @@ pub fn documents(text: &str) -> Result<Vec<Value>, ReadError> {
     let mut budget = text.len().saturating_mul(4).saturating_add(100_000);
     let mut doc = Document::default();
     loop {
-        let (event, mark) = parser.next_token().map_err(|e| ReadError {
-            line: e.marker().line(),
-            column: e.marker().col() + 1,
-            reason: e.info().to_string(),
-        })?;
+        let (event, mark) = parser.next_token().map_err(|e| ReadError::at(*e.marker(), e.info()))?;
         match event {
             Event::StreamEnd => return Ok(docs),
             Event::StreamStart | Event::Nothing => {}

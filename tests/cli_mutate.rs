@@ -25,6 +25,13 @@ fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
 
+/// `mutate -f - -o json` of `stdin`, which must succeed: the object written.
+fn mutate_json(stdin: &str) -> serde_json::Value {
+    let o = mutate(&["-f", "-", "-o", "json"], stdin);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
 const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: app, image: nginx}]}\n";
 
 #[test]
@@ -151,9 +158,7 @@ fn yaml_merge_keys_are_resolved_before_hardening() {
     // kubectl reads the container as privileged: no allowPrivilegeEscalation
     // may be added beside it, and the local runAsUser wins over the merged one.
     let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: agent\n    image: busybox\n    securityContext:\n      <<: {privileged: true, runAsUser: 0}\n      runAsUser: 1000\n";
-    let o = mutate(&["-f", "-", "-o", "json"], input);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let doc = mutate_json(input);
     let sc = &doc["spec"]["containers"][0]["securityContext"];
     assert_eq!(sc["privileged"], true);
     assert_eq!(sc["runAsUser"], 1000);
@@ -167,9 +172,7 @@ fn yaml_merge_keys_are_resolved_before_hardening() {
 fn yaml_1_1_numbers_read_as_kubectl_reads_them() {
     // `helm template` output keeps a chart's octal modes as written.
     let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: app, image: nginx}]\n  volumes: [{name: v, configMap: {name: c, defaultMode: 0644}}]\n";
-    let o = mutate(&["-f", "-", "-o", "json"], input);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let doc = mutate_json(input);
     assert_eq!(doc["spec"]["volumes"][0]["configMap"]["defaultMode"], 420);
     assert_eq!(doc["spec"]["containers"][0]["securityContext"]["runAsNonRoot"], true);
 }

@@ -47,16 +47,19 @@ fn scan(args: &[&str]) -> Result<Output> {
 
 /// `kubectl ARGS` (the control plane's own, first on PATH) with `stdin`.
 fn kubectl(args: &[&str], stdin: &str) -> Result<Output> {
+    let mut command = Command::new("kubectl");
+    command.arg("--kubeconfig").arg(&Env::get().kubeconfig).args(args);
+    run_with_stdin(command, stdin).context("running kubectl")
+}
+
+/// Run `command` with `stdin` written to it; its whole output.
+fn run_with_stdin(mut command: Command, stdin: &str) -> Result<Output> {
     use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&Env::get().kubeconfig)
-        .args(args)
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .context("running kubectl")?;
+        .spawn()?;
     child.stdin.take().unwrap().write_all(stdin.as_bytes())?;
     Ok(child.wait_with_output()?)
 }
@@ -361,15 +364,9 @@ async fn kubectl_apply_shows_the_workload_preview() -> Result<()> {
 async fn mutate_reads_and_writes_yaml_as_kubectl_does() -> Result<()> {
     let chart = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: legacy\n  labels: {app: legacy, feature: \"on\", canary: \"yes\"}\n  annotations: {example.com/enabled: \"true\", example.com/mode: \"0644\", example.com/note: \"a #b\"}\nspec:\n  replicas: 0x2\n  selector: {matchLabels: {app: legacy}}\n  template:\n    metadata: {labels: {app: legacy}}\n    spec:\n      volumes: [{name: scripts, configMap: {name: scripts, defaultMode: 0755}}]\n      containers:\n      - name: app\n        image: registry.example.com/app:1.2.3\n        command: [sh, -c]\n        args: [\"set -e\\necho on\\n\\n\"]\n        env: [{name: DEBUG, value: \"no\"}, {name: V_Y, value: \"y\"}, {name: V_N, value: \"1_000\"}, {name: T, value: \"1:20\"}, {name: E, value: \"\"}, {name: S, value: \" spaced \"}]\n        resources: &resources {requests: {cpu: 100m, memory: 128Mi}}\n        securityContext: {<<: {runAsUser: 1_000, privileged: false}, runAsUser: 2000}\n      - name: sidecar\n        image: busybox\n        resources: *resources\n";
     let mutate = |output: &str| -> Result<String> {
-        use std::io::Write;
-        let mut child = Command::new(&Env::get().bin)
-            .args(["mutate", "-q", "-f", "-", "-o", output])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child.stdin.take().unwrap().write_all(chart.as_bytes())?;
-        let out = child.wait_with_output()?;
+        let mut command = Command::new(&Env::get().bin);
+        command.args(["mutate", "-q", "-f", "-", "-o", output]);
+        let out = run_with_stdin(command, chart)?;
         ensure!(out.status.success(), "mutate: {}", String::from_utf8_lossy(&out.stderr));
         Ok(String::from_utf8(out.stdout)?)
     };

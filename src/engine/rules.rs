@@ -36,14 +36,10 @@ pub(crate) struct Ctx<'a> {
 /// Pods the engine leaves entirely alone, and why.
 pub(crate) fn untouched(ctx: &Ctx) -> Option<Untouched> {
     let spec = ctx.orig;
-    let host_process = |sc: Option<&WindowsSecurityContextOptions>| sc.and_then(|w| w.host_process) == Some(true);
     if ctx.annotations.is_mirror_pod() {
         return Some(Untouched::MirrorPod);
     }
-    if host_process(spec.security_context.as_ref().and_then(|s| s.windows_options.as_ref()))
-        || containers::all(spec)
-            .any(|(_, c)| host_process(c.security_context().and_then(|s| s.windows_options.as_ref())))
-    {
+    if windows_options(spec).any(|w| w.host_process == Some(true)) {
         return Some(Untouched::HostProcess);
     }
     // Every baseline field is Linux-only except runAsNonRoot, and runAsNonRoot
@@ -88,12 +84,15 @@ fn names_windows(spec: &PodSpec) -> bool {
             })
         });
     let linux = spec.os.as_ref().is_some_and(|os| os.name == "linux");
-    let set =
-        |w: Option<&WindowsSecurityContextOptions>| w.is_some_and(|w| *w != WindowsSecurityContextOptions::default());
-    let options = !linux
-        && (set(spec.security_context.as_ref().and_then(|s| s.windows_options.as_ref()))
-            || containers::all(spec).any(|(_, c)| set(c.security_context().and_then(|s| s.windows_options.as_ref()))));
+    let options = !linux && windows_options(spec).any(|w| *w != WindowsSecurityContextOptions::default());
     selector || affinity || options
+}
+
+/// The pod's `windowsOptions`, then each container's, where set.
+fn windows_options(spec: &PodSpec) -> impl Iterator<Item = &WindowsSecurityContextOptions> {
+    let pod = spec.security_context.as_ref().and_then(|s| s.windows_options.as_ref());
+    pod.into_iter()
+        .chain(containers::all(spec).filter_map(|(_, c)| c.security_context().and_then(|s| s.windows_options.as_ref())))
 }
 
 pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
@@ -274,7 +273,7 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
     }
 }
 
-/// Getters and setters for one identity field at both levels.
+/// One identity field: read at both levels, set on a container.
 struct IdentityAccess<T> {
     pod: fn(&PodSecurityContext) -> Option<T>,
     container: fn(&SecurityContext) -> Option<T>,

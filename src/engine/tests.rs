@@ -460,18 +460,8 @@ fn identity_never_reaches_containers_injected_after_the_first_pass() {
     let first = "spec: {containers: [{name: app, image: x}]}";
     let h = harden_yaml(first, &Baseline::default(), Scope::Pod, true);
     let mut pod: serde_json::Value = serde_yaml::from_str(first).unwrap();
-    let patch = json_patch::Patch(
-        h.ops
-            .iter()
-            .map(|op| match op {
-                json_patch::PatchOperation::Add(a) => json_patch::PatchOperation::Add(json_patch::AddOperation {
-                    path: jsonptr::PointerBuf::parse(format!("/spec{}", a.path)).unwrap(),
-                    value: a.value.clone(),
-                }),
-                other => panic!("not an add: {other:?}"),
-            })
-            .collect(),
-    );
+    assert!(!ops(&h).is_empty(), "the first pass adds (only adds)");
+    let patch = crate::manifest::prefixed(&jsonptr::PointerBuf::from_tokens(["spec"]), &h.ops);
     json_patch::patch(&mut pod, &patch).unwrap();
     let pod_sc = &pod["spec"]["securityContext"];
     for field in ["runAsNonRoot", "runAsUser", "runAsGroup"] {
