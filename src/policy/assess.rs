@@ -9,6 +9,7 @@
 use crate::config::{Config, Mode};
 use crate::engine::manifest::{self, ManifestError};
 use crate::engine::{self, Added, Check, Kept, Policy, Scope, Untouched, Violation};
+use crate::policy::ModeInForce;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -34,8 +35,8 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Assessment {
-    /// `enforce`, `audit`, or `off` (the namespace switched secure-defaults off).
-    pub mode: &'static str,
+    /// `off` when the namespace switched secure-defaults off.
+    pub mode: ModeInForce,
     /// Why the engine leaves the whole pod alone (Windows, mirror pod, opt-out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub untouched: Option<Untouched>,
@@ -74,7 +75,7 @@ pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Asses
     };
     if off {
         return Ok(Some(Assessment {
-            mode: "off",
+            mode: ModeInForce::Off,
             untouched: None,
             added: Vec::new(),
             would_add: Vec::new(),
@@ -89,10 +90,10 @@ pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Asses
     };
     let report = engine::harden(&template.metadata, &template.spec, &Scope::Pod, policy)?.report;
     let (mode, added, would_add, remaining) = match config.mode {
-        Mode::Enforce => ("enforce", report.added, Vec::new(), report.remaining),
+        Mode::Enforce => (ModeInForce::Enforce, report.added, Vec::new(), report.remaining),
         // Nothing is added: the pod meets Pod Security as written.
         Mode::Audit => (
-            "audit",
+            ModeInForce::Audit,
             Vec::new(),
             report.added,
             engine::violations(&template.metadata, &template.spec),
@@ -164,7 +165,7 @@ mod tests {
         assert!(!a.would_add.is_empty());
         assert_eq!(a.verdict(), Verdict::NeedsChanges);
         let off = assess(&object, &Config::default(), true).unwrap().unwrap();
-        assert_eq!((off.mode, off.added.len()), ("off", 0));
+        assert_eq!((off.mode.as_str(), off.added.len()), ("off", 0));
         assert_eq!(off.remaining, a.remaining);
     }
 

@@ -7,6 +7,7 @@
 
 use crate::engine::{Check, Field, Guard, Report, Target};
 use crate::policy::assess::{Assessment, Verdict};
+use crate::policy::ModeInForce;
 use std::collections::HashMap;
 
 pub const MAX_MESSAGE: usize = 256;
@@ -93,9 +94,9 @@ pub fn preview(kind: &str, a: &Assessment) -> Option<String> {
     };
     let line = |names: bool| {
         let change = match (a.mode, a.untouched) {
-            ("off", _) => "off in this namespace: its pods are not hardened".to_string(),
+            (ModeInForce::Off, _) => "off in this namespace: its pods are not hardened".to_string(),
             (_, Some(reason)) => format!("its pods are left unchanged: {}", reason.reason()),
-            ("audit", _) if !a.would_add.is_empty() => {
+            (ModeInForce::Audit, _) if !a.would_add.is_empty() => {
                 let (count, names) = fields(&a.would_add, names);
                 format!("audit mode: its pods are not changed; enforce would add {count}{names}")
             }

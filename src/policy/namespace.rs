@@ -14,6 +14,7 @@
 
 use crate::config::{Config, Mode};
 use crate::engine::baseline::ProfileType;
+use crate::policy::ModeInForce;
 use k8s_openapi::api::core::v1::Namespace;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -103,18 +104,18 @@ pub fn effective<'a>(config: &'a Config, ns: &NamespaceInfo) -> Effective<'a> {
     };
 
     if let Some(value) = ns.value(MODE, &mut warnings) {
-        match value {
-            "enforce" => {
+        match ModeInForce::from_name(value) {
+            Some(ModeInForce::Enforce) => {
                 if config.mode != Mode::Enforce {
                     next.mode = Mode::Enforce;
                     applied.push("mode=enforce".into());
                 }
             }
-            "audit" | "off" => {
-                let weakens = value == "off" || config.mode == Mode::Enforce;
+            Some(wanted) => {
+                let weakens = wanted == ModeInForce::Off || config.mode == Mode::Enforce;
                 if weakens && !controls.allow_opt_out {
-                    warnings.push(opt_out_refused(&format!("{MODE}={value}")));
-                } else if value == "off" {
+                    warnings.push(opt_out_refused(&format!("{MODE}={wanted}")));
+                } else if wanted == ModeInForce::Off {
                     off = true;
                     applied.push("mode=off".into());
                 } else if config.mode != Mode::Audit {
@@ -122,7 +123,7 @@ pub fn effective<'a>(config: &'a Config, ns: &NamespaceInfo) -> Effective<'a> {
                     applied.push("mode=audit".into());
                 }
             }
-            other => warnings.push(ns.warning(&format!("{MODE}={other:?} ignored: expected enforce, audit or off"))),
+            None => warnings.push(ns.warning(&format!("{MODE}={value:?} ignored: expected enforce, audit or off"))),
         }
     }
 

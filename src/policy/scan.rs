@@ -8,6 +8,7 @@
 use crate::config::Config;
 use crate::policy::assess::{self, Assessment, Verdict};
 use crate::policy::namespace::{self as namespace_policy, NamespaceInfo};
+use crate::policy::ModeInForce;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -81,8 +82,8 @@ impl Workload {
 #[serde(rename_all = "camelCase")]
 pub struct Namespace {
     pub name: String,
-    /// `enforce`, `audit`, or `off` (excluded from the webhook, or switched off).
-    pub mode: &'static str,
+    /// `off` when excluded from the webhook, or switched off.
+    pub mode: ModeInForce,
     /// Why secure-defaults does not harden pods here, when it does not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub excluded: Option<String>,
@@ -164,7 +165,7 @@ impl<'a> Scanner<'a> {
             None
         };
         eff.1 |= excluded.is_some();
-        let mode = if eff.1 { "off" } else { eff.0.mode.as_str() };
+        let mode = if eff.1 { ModeInForce::Off } else { eff.0.mode.into() };
         self.namespaces.insert(
             ns.name.clone(),
             Namespace {
@@ -303,7 +304,7 @@ fn row(w: &Workload) -> [String; 5] {
     };
     let added = match (a.mode, a.untouched) {
         (_, Some(_)) => "untouched".to_string(),
-        ("audit", _) if !a.would_add.is_empty() => format!("0 (audit; {} would be)", a.would_add.len()),
+        (ModeInForce::Audit, _) if !a.would_add.is_empty() => format!("0 (audit; {} would be)", a.would_add.len()),
         _ => a.added.len().to_string(),
     };
     let list = |items: Vec<String>| {
