@@ -16,9 +16,14 @@
 //! - [`certs`]: the webhook's CA and serving certificate (`certs`).
 //! - [`allocator`]: the binary's allocator (mimalloc for small blocks, glibc for large).
 
+// Only the allocator needs unsafe (GlobalAlloc is an unsafe trait); every
+// other module is refused it.
+#![deny(unsafe_code)]
+
 pub use secure_defaults_engine as engine;
 
 pub mod admission;
+#[allow(unsafe_code)]
 pub mod allocator;
 pub mod certs;
 pub mod cli;

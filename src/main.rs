@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use secure_defaults::cli::{self, Cli, Command};
 use std::process::ExitCode;

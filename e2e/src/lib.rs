@@ -6,6 +6,8 @@
 //! webhook configurations, whose namespaceSelector matches only those
 //! namespaces, so scenarios run in parallel without seeing each other.
 
+#![forbid(unsafe_code)]
+
 pub mod injector;
 pub mod oracle;
 
