@@ -14,6 +14,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     PublicKeyData,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde_json::json;
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -300,42 +302,24 @@ fn is_dns_name(name: &str) -> bool {
         })
 }
 
-/// The PEM blocks of `text`, each ending in a newline, in order.
+/// The CERTIFICATE blocks of `text`, in order, each in the canonical form
+/// (64-column base64, `\n` line ends); other blocks are skipped.
 fn pem_blocks(text: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with("-----BEGIN CERTIFICATE-----") {
-            current = Some(String::new());
-        }
-        if let Some(block) = current.as_mut() {
-            block.push_str(line);
-            block.push('\n');
-        }
-        if line.starts_with("-----END CERTIFICATE-----") {
-            blocks.extend(current.take());
-        }
-    }
-    blocks
+    CertificateDer::pem_slice_iter(text.as_bytes())
+        .filter_map(Result::ok)
+        .map(|der| pem_certificate(&der))
+        .collect()
 }
 
 /// The DER of the first CERTIFICATE block of a PEM text.
 fn first_certificate_der(text: &str) -> Option<Vec<u8>> {
-    let block = pem_blocks(text).into_iter().next()?;
-    let body: String = block.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
+    let der = CertificateDer::pem_slice_iter(text.as_bytes()).next()?.ok()?;
+    Some(der.to_vec())
 }
 
 fn pem_certificate(der: &[u8]) -> String {
-    let b64 = base64_encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new("CERTIFICATE", der), config)
 }
 
 #[cfg(test)]
