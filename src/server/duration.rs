@@ -1,5 +1,11 @@
 //! Go-style durations (`10s`, `1m30s`, `500ms`): the API server's `?timeout=`
 //! query parameter is written this way, and the command line uses the same form.
+//!
+//! Kept by hand on purpose (issue 16 asked for a crate where one does the
+//! job): `humantime` rejects Go's fractions (`1.5s`, which Go's
+//! `Duration.String` writes) and accepts forms Go does not (`10 sec`, `2d`);
+//! `go-parse-duration` (a 0.1 port of Go's parser) returns signed
+//! nanoseconds and accepts `-1s` and `+1s`, which are refused here.
 
 use std::time::Duration;
 use thiserror::Error;
