@@ -8,6 +8,7 @@
 //! - [`admission`]: an AdmissionReview request in, the response out (pure).
 //! - [`scan`]: `secure-defaults scan`'s per-namespace report.
 //! - [`server`]: the webhook's HTTPS server, admin port, TLS and metrics.
+//! - [`native_policy`]: the baseline as native admission policies (`secure-defaults policy`).
 //! - [`allocator`]: the binary's allocator (mimalloc for small blocks, glibc for large).
 
 pub mod admission;
@@ -20,6 +21,7 @@ pub mod engine;
 pub mod manifest;
 pub mod messages;
 pub mod namespace_policy;
+pub mod native_policy;
 pub mod scan;
 pub mod server;
 pub mod yaml;
