@@ -37,7 +37,7 @@ fmt:
 
 ## golden: regenerate tests/fixtures/mutate/*.{patch,report}.json and *.out.yaml; review the diff.
 golden:
-	UPDATE_GOLDEN=1 $(CARGO) test --test golden
+	UPDATE_GOLDEN=1 $(CARGO) test --test golden --test native_policy
 
 bench:
 	bash bench/run.sh

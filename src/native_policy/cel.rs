@@ -7,7 +7,9 @@
 //! - A field's rule yields a list of `[subpath, value]` pairs: the members of
 //!   the securityContext (container or pod) to add. The mutation turns them
 //!   into JSONPatch `add` ops, adding `securityContext: {}` first when absent.
-//!   Every pair is decided on absence only (RFC 6902 `add` replaces a member).
+//!   Both halves are `dyn(...)`: CEL list literals must be homogeneous, and
+//!   the JSONPatch type exists only in the mutation, not in variables.
+//!   Every pair is decided on absence only: RFC 6902 `add` replaces a member.
 //! - Values a namespace may change are CEL variables (`variables.runAsUser`,
 //!   0 meaning "not added"); the rest are literals.
 
@@ -81,7 +83,7 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
                 let change_policy = match b.fs_group_change_policy {
                     Some(p) => format!(
                         " + ({} && !object.spec.?securityContext.?fsGroupChangePolicy.hasValue() \
-                         ? [['fsGroupChangePolicy', '{}']] : [])",
+                         ? [[dyn('fsGroupChangePolicy'), dyn('{}')]] : [])",
                         env.not_skipped(Field::FsGroupChangePolicy),
                         p.as_str()
                     ),
@@ -90,7 +92,7 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
                 Rule::Pod(format!(
                     "variables.podLevel && variables.fsGroup > 0 && {skip} \
                      && !object.spec.?securityContext.?fsGroup.hasValue() \
-                     ? [['fsGroup', variables.fsGroup]]{change_policy} : []"
+                     ? [[dyn('fsGroup'), dyn(variables.fsGroup)]]{change_policy} : []"
                 ))
             }
         }
@@ -102,7 +104,7 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
                 let groups: Vec<String> = b.supplemental_groups.iter().map(i64::to_string).collect();
                 Rule::Pod(format!(
                     "variables.podLevel && {skip} && !object.spec.?securityContext.?supplementalGroups.hasValue() \
-                     ? [['supplementalGroups', [{}]]] : []",
+                     ? [[dyn('supplementalGroups'), dyn([{}])]] : []",
                     groups.join(", ")
                 ))
             }
@@ -112,11 +114,11 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
             Some(p) => {
                 let value = format!("{{'type': '{}'}}", p.as_str());
                 Rule::Both {
-                    pod: format!("variables.seccompAtPod ? [['seccompProfile', {value}]] : []"),
+                    pod: format!("variables.seccompAtPod ? [[dyn('seccompProfile'), dyn({value})]] : []"),
                     container: format!(
                         "variables.seccompOn && !variables.seccompAtPod \
                          && !c.?securityContext.?seccompProfile.hasValue() && !({guarded}) \
-                         ? [['seccompProfile', {value}]] : []",
+                         ? [[dyn('seccompProfile'), dyn({value})]] : []",
                         guarded = seccomp_guarded()
                     ),
                 }
@@ -131,7 +133,7 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
                  && !c.?securityContext.?privileged.orValue(false) \
                  && !c.?securityContext.?capabilities.?add.orValue([]).exists(a, \
                  a.upperAscii() == 'SYS_ADMIN' || a.upperAscii() == 'CAP_SYS_ADMIN') \
-                 ? [['allowPrivilegeEscalation', false]] : []"
+                 ? [[dyn('allowPrivilegeEscalation'), dyn(false)]] : []"
             )),
         },
         Field::DropCapabilities => match b.drop_all_capabilities {
@@ -141,14 +143,14 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
                 "{skip} && !c.?securityContext.?capabilities.?drop.hasValue() \
                  && !c.?securityContext.?privileged.orValue(false) \
                  ? [c.?securityContext.?capabilities.hasValue() \
-                 ? ['capabilities/drop', ['ALL']] : ['capabilities', {{'drop': ['ALL']}}]] : []"
+                 ? [dyn('capabilities/drop'), dyn(['ALL'])] : [dyn('capabilities'), dyn({{'drop': ['ALL']}})]] : []"
             )),
         },
         // Always possible: a namespace may switch it on (`read-only-root-filesystem: "true"`).
         Field::ReadOnlyRootFilesystem => Rule::Container(format!(
             "variables.readOnlyRootFilesystem && {skip} \
              && !c.?securityContext.?readOnlyRootFilesystem.hasValue() \
-             ? [['readOnlyRootFilesystem', true]] : []"
+             ? [[dyn('readOnlyRootFilesystem'), dyn(true)]] : []"
         )),
         // Always possible: a namespace may switch it on (`apparmor: RuntimeDefault`).
         // Container level; a legacy annotation or a pod-level profile stands.
@@ -156,7 +158,7 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
             "variables.appArmor && {skip} && !c.?securityContext.?appArmorProfile.hasValue() \
              && !('{APPARMOR_CONTAINER_PREFIX}' + c.name in variables.annotations) \
              && !object.spec.?securityContext.?appArmorProfile.hasValue() \
-             ? [['appArmorProfile', {{'type': 'RuntimeDefault'}}]] : []"
+             ? [[dyn('appArmorProfile'), dyn({{'type': 'RuntimeDefault'}})]] : []"
         )),
     })
 }
@@ -187,7 +189,7 @@ fn identity(name: &str, value: &str, skip: &str) -> String {
     format!(
         "{skip} && !object.spec.?securityContext.?{name}.hasValue() \
          && !c.?securityContext.?{name}.hasValue() && !({root}) \
-         ? [['{name}', {value}]] : []",
+         ? [[dyn('{name}'), dyn({value})]] : []",
         root = "c.?securityContext.?runAsUser.orValue(object.spec.?securityContext.?runAsUser.orValue(-1)) == 0 \
                 || !c.?securityContext.?runAsNonRoot.orValue(object.spec.?securityContext.?runAsNonRoot.orValue(true)) \
                 || c.?securityContext.?privileged.orValue(false)"
@@ -252,7 +254,7 @@ pub fn match_conditions(config: &Config) -> Vec<(&'static str, String)> {
     if config.allow_pod_opt_out {
         out.push((
             "not-opted-out",
-            format!("{annotations}.?['{SKIP}'].orValue('').trim() != 'true'"),
+            format!("{annotations}[?'{SKIP}'].orValue('').trim() != 'true'"),
         ));
     }
     out
@@ -290,7 +292,7 @@ pub fn variables(config: &Config) -> Vec<Variable> {
     if config.allow_pod_opt_out {
         v.push(Variable {
             name: "skipFields",
-            expression: format!("variables.annotations.?['{SKIP_FIELDS}'].orValue('').split(',').map(s, s.trim())"),
+            expression: format!("variables.annotations[?'{SKIP_FIELDS}'].orValue('').split(',').map(s, s.trim())"),
         });
     }
     let ids = [
@@ -336,7 +338,7 @@ pub fn variables(config: &Config) -> Vec<Variable> {
             name: "seccompOn",
             expression: format!(
                 "{skip} && !object.spec.?securityContext.?seccompProfile.hasValue() \
-                 && variables.annotations.?['{SECCOMP_POD}'].orValue('runtime/default') in ['runtime/default', 'docker/default']",
+                 && variables.annotations[?'{SECCOMP_POD}'].orValue('runtime/default') in ['runtime/default', 'docker/default']",
                 skip = Env { config }.not_skipped(Field::SeccompProfile)
             ),
         });
