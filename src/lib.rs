@@ -1,27 +1,31 @@
 //! secure-defaults: fill in a secure baseline on Kubernetes pods without
 //! overriding anything they state.
 //!
-//! - [`engine`]: the pure hardening engine.
-//! - [`config`]: the operator's configuration.
-//! - [`manifest`]: Kubernetes objects that carry a pod spec, and patches for them.
-//! - [`assess`]: what admission will do to a workload's pods (scan, previews).
+//! Dependencies run one way (a test, `tests/module_graph.rs`, keeps it so):
+//!
+//! - [`engine`]: the pure hardening engine, its own crate
+//!   (`crates/engine`, no kube, tokio or actix).
+//! - [`config`]: the operator's configuration, namespace controls included.
+//! - [`policy`]: pure policy over the engine: assessments, messages, the
+//!   namespace policy and `scan`'s report.
 //! - [`admission`]: an AdmissionReview request in, the response out (pure).
-//! - [`scan`]: `secure-defaults scan`'s per-namespace report.
-//! - [`server`]: the webhook's HTTPS server, admin port, TLS and metrics.
-//! - [`native_policy`]: the baseline as native admission policies (`secure-defaults policy`).
+//! - [`cluster`]: all cluster I/O (namespace cache, `scan`'s listers).
+//! - [`server`] and [`cli`]: the webhook's HTTPS server and the command line,
+//!   thin on top.
+//! - [`yaml`]: reading and writing manifests as kubectl does (`mutate`).
+//! - [`certs`]: the webhook's CA and serving certificate (`certs`).
+//! - [`native_policy`]: the configuration as native admission policies (`policy`).
 //! - [`allocator`]: the binary's allocator (mimalloc for small blocks, glibc for large).
+
+pub use secure_defaults_engine as engine;
 
 pub mod admission;
 pub mod allocator;
-pub mod assess;
 pub mod certs;
 pub mod cli;
+pub mod cluster;
 pub mod config;
-pub mod engine;
-pub mod manifest;
-pub mod messages;
-pub mod namespace_policy;
 pub mod native_policy;
-pub mod scan;
+pub mod policy;
 pub mod server;
 pub mod yaml;

@@ -11,7 +11,7 @@
 use secure_defaults::cli::mutate::{harden_document, parse_documents, render, Document, Output};
 use secure_defaults::config::Config;
 use secure_defaults::engine::Policy;
-use secure_defaults::messages;
+use secure_defaults::policy::messages;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 

@@ -13,8 +13,8 @@ use k8s_openapi::api::apps::v1::DeploymentSpec;
 use k8s_openapi::api::core::v1::PodSpec;
 use pretty_assertions::assert_eq;
 use secure_defaults::config::{Config, DEFAULT_YAML};
+use secure_defaults::engine::manifest;
 use secure_defaults::engine::{Baseline, Policy};
-use secure_defaults::manifest;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -144,8 +144,8 @@ fn webhook_registration_matches_what_the_server_handles() {
     );
 
     // `secure-defaults scan` treats the same namespaces as never sent.
-    assert_eq!(exprs[0].2, s(&secure_defaults::scan::EXCLUDED_NAMESPACES));
-    let (key, value) = secure_defaults::scan::IGNORE_LABEL;
+    assert_eq!(exprs[0].2, s(&secure_defaults::policy::scan::EXCLUDED_NAMESPACES));
+    let (key, value) = secure_defaults::policy::scan::IGNORE_LABEL;
     assert_eq!(
         (exprs[1].0.as_str(), exprs[1].2.as_slice()),
         (key, s(&[value]).as_slice())

@@ -10,8 +10,8 @@ mod checks;
 use json_patch::PatchOperation;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
+use secure_defaults::engine::manifest::harden_object;
 use secure_defaults::engine::{self, read_spec, Baseline, Policy, Scope};
-use secure_defaults::manifest::harden_object;
 use serde_json::{json, Map, Value};
 
 fn opt<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {

@@ -9,9 +9,9 @@
 use json_patch::PatchOperation;
 use secure_defaults::admission::{self, Parsed};
 use secure_defaults::config::{Config, Mode};
+use secure_defaults::engine::manifest::harden_object;
 use secure_defaults::engine::{self, Baseline, Check, Field, Policy, Report, Target};
-use secure_defaults::manifest::harden_object;
-use secure_defaults::messages::{MAX_MESSAGE, MAX_TOTAL};
+use secure_defaults::policy::messages::{MAX_MESSAGE, MAX_TOTAL};
 use serde_json::{json, Map, Value};
 
 /// Target `review`: any bytes as a request body. `parse` and `review` never

@@ -4,9 +4,10 @@
 //! fails with the file, document and reason and prints no partial output.
 
 use crate::config::Config;
+use crate::engine::manifest::{self, ObjectHardening};
 use crate::engine::{Policy, Report};
-use crate::manifest::{self, ObjectHardening};
-use crate::{messages, yaml};
+use crate::policy::messages;
+use crate::yaml;
 use anyhow::{bail, Context, Result};
 use json_patch::Patch;
 use serde_json::Value;

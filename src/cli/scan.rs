@@ -1,21 +1,18 @@
 //! `secure-defaults scan`: what secure-defaults will do to the workloads of a
 //! live cluster, read with the usual kubeconfig rules.
 //!
-//! Lists are paginated (`--chunk-size`) and each page is reduced to its
-//! assessments before the next is fetched, so a cluster of thousands of pods
-//! is never held in memory at once. Read-only: list and get, nothing else.
+//! Lists are paginated (`--chunk-size`, `cluster::listers`) and each page is
+//! reduced to its assessments before the next is fetched, so a cluster of
+//! thousands of pods is never held in memory at once. Read-only: list and
+//! get, nothing else.
 
+use crate::cluster::listers;
 use crate::config::Config;
-use crate::namespace_policy::NamespaceInfo;
-use crate::scan::{self, Scanner};
+use crate::policy::namespace::NamespaceInfo;
+use crate::policy::scan::{self, Scanner};
 use anyhow::{bail, Context, Result};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::core::ApiResource;
-use kube::Client;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -95,45 +92,22 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
     Ok(!(args.fail_on == Some(FailOn::Remaining) && report.needing_changes() > 0))
 }
 
-async fn client(args: &ScanArgs) -> Result<(Client, String)> {
-    let options = KubeConfigOptions {
-        context: args.context.clone(),
-        ..KubeConfigOptions::default()
-    };
-    let config = match (&args.kubeconfig, &args.context) {
-        (Some(path), _) => {
-            let kubeconfig =
-                Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
-        }
-        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await?,
-        (None, None) => kube::Config::infer()
-            .await
-            .context("no kubeconfig ($KUBECONFIG, ~/.kube/config) and not running in a cluster")?,
-    };
-    let namespace = config.default_namespace.clone();
-    Ok((Client::try_from(config)?, namespace))
-}
-
 async fn scan(args: &ScanArgs, config: &Config) -> Result<scan::Report> {
-    let (client, default_namespace) = client(args).await?;
+    let (client, default_namespace) = listers::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let mut progress = Progress::new(args.quiet);
     let mut scanner = Scanner::new(config, !args.no_namespace_policy);
 
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let scopes: Vec<Option<String>> = if args.all_namespaces {
-        let mut params = ListParams::default().limit(args.chunk_size);
-        loop {
-            let page = namespaces.list(&params).await.context("listing namespaces")?;
-            for ns in &page.items {
+        let params = ListParams::default().limit(args.chunk_size);
+        listers::each_page(&namespaces, params, "namespaces", |page| {
+            for ns in page {
                 scanner.namespace(&NamespaceInfo::from_namespace(ns));
             }
-            progress.count("namespaces", "the cluster", page.items.len());
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
-            }
-        }
+            progress.count("namespaces", "the cluster", page.len());
+            Ok(())
+        })
+        .await?;
         vec![None]
     } else {
         let names = if args.namespaces.is_empty() {
@@ -154,20 +128,11 @@ async fn scan(args: &ScanArgs, config: &Config) -> Result<scan::Report> {
         names.into_iter().map(Some).collect()
     };
 
-    let kinds = [
-        ApiResource::erase::<Pod>(&()),
-        ApiResource::erase::<Deployment>(&()),
-        ApiResource::erase::<StatefulSet>(&()),
-        ApiResource::erase::<DaemonSet>(&()),
-        ApiResource::erase::<ReplicaSet>(&()),
-        ApiResource::erase::<Job>(&()),
-        ApiResource::erase::<CronJob>(&()),
-    ];
     for scope in &scopes {
         let place = scope
             .as_deref()
             .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
-        for resource in &kinds {
+        for resource in &listers::workload_kinds() {
             let api: Api<DynamicObject> = match scope {
                 Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
                 None => Api::all_with(client.clone(), resource),
@@ -176,24 +141,15 @@ async fn scan(args: &ScanArgs, config: &Config) -> Result<scan::Report> {
             if let Some(selector) = &args.selector {
                 params = params.labels(selector);
             }
-            loop {
-                let page = api
-                    .list(&params)
-                    .await
-                    .with_context(|| format!("listing {} in {place}", resource.plural))?;
-                for item in &page.items {
-                    let mut object = serde_json::to_value(item)?;
-                    // List items carry no apiVersion/kind.
-                    object["kind"] = resource.kind.clone().into();
-                    object["apiVersion"] = resource.api_version.clone().into();
-                    scanner.object(&object);
+            let what = format!("{} in {place}", resource.plural);
+            listers::each_page(&api, params, &what, |page| {
+                for item in page {
+                    scanner.object(&listers::object(item, resource)?);
                 }
-                progress.count(&resource.plural, &place, page.items.len());
-                match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                    Some(token) => params = params.continue_token(&token),
-                    None => break,
-                }
-            }
+                progress.count(&resource.plural, &place, page.len());
+                Ok(())
+            })
+            .await?;
             progress.done(&resource.plural, &place);
         }
     }

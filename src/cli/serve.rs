@@ -3,8 +3,8 @@
 //! Every flag can also be set by an environment variable (`SECURE_DEFAULTS_*`),
 //! which is how a Deployment usually configures it.
 
+use crate::cluster::namespaces::NamespaceCache;
 use crate::config::Config;
-use crate::namespace_policy::NamespaceCache;
 use crate::server::tls::{CertSource, PemPair};
 use crate::server::{self, dev_cert, duration, Reviewer, Settings};
 use anyhow::{Context, Result};

@@ -1,4 +1,4 @@
-//! The engine's rules (`engine/rules.rs`) transcribed into CEL, one function
+//! The engine's rules (`crates/engine/src/rules.rs`) transcribed into CEL, one function
 //! per baseline field. [`field`] matches on [`Field`] with no wildcard: a new
 //! engine field does not compile until it has its policy counterpart here.
 //!
@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::engine::{Check, Field};
 use std::fmt::Write as _;
 
-/// Annotation keys the engine reads (`engine/annotations.rs`, `namespace_policy.rs`).
+/// Annotation keys the engine reads (`crates/engine/src/annotations.rs`, `src/policy/namespace.rs`).
 /// Repeated here as literals for the CEL; the e2e equality test keeps them in step.
 pub const SKIP: &str = "secure-defaults.io/skip";
 pub const SKIP_FIELDS: &str = "secure-defaults.io/skip-fields";
@@ -361,7 +361,7 @@ fn in_scope_containers() -> String {
         .into()
 }
 
-use crate::namespace_policy::{APPARMOR, FS_GROUP, READ_ONLY_ROOT_FILESYSTEM, RUN_AS_GROUP, RUN_AS_USER};
+use crate::policy::namespace::{APPARMOR, FS_GROUP, READ_ONLY_ROOT_FILESYSTEM, RUN_AS_GROUP, RUN_AS_USER};
 
 /// A namespace's value for `key`: the label, else the annotation, trimmed.
 fn namespace_value(key: &str) -> String {
@@ -432,7 +432,7 @@ pub fn check_expressible(config: &Config) -> Result<(), PolicyError> {
 }
 
 /// The deny list's counterpart: a CEL condition on the final pod that is
-/// true when it fails `check` (`engine/restricted.rs`), looking only at the
+/// true when it fails `check` (`crates/engine/src/restricted.rs`), looking only at the
 /// containers of this request (`variables.containers`) and, on CREATE, the
 /// pod level. Checks without one make `policy` refuse, naming the check.
 pub fn deny_check(check: Check) -> Result<String, PolicyError> {

@@ -195,7 +195,7 @@ impl Metrics {
 
     /// One answered review.
     pub fn review(&self, outcome: &Outcome, elapsed: Duration) {
-        let mode = admission::mode_str(outcome.mode);
+        let mode = outcome.mode.as_str();
         self.requests
             .get_or_create(&RequestLabels {
                 operation: outcome.operation,

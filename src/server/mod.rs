@@ -25,8 +25,8 @@ pub mod metrics;
 pub mod tls;
 
 use crate::admission::{self, BodyError, Outcome, Parsed, Reviewed};
+use crate::cluster::namespaces::NamespaceCache;
 use crate::config::Config;
-use crate::namespace_policy::{self, NamespaceCache};
 use actix_http::error::DispatchError;
 use actix_http::{ConnectionType, HttpService, KeepAlive, Request, StatusCode};
 use actix_rt::net::TcpStream;
@@ -127,7 +127,7 @@ pub fn harden(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
             None => admission::review(&req, &state.config),
             Some(cache) => {
                 let ns = req.namespace.as_deref().and_then(|name| cache.get(name));
-                namespace_policy::review(&req, &state.config, ns.as_ref())
+                admission::namespace::review(&req, &state.config, ns.as_ref())
             }
         },
         Parsed::Unreadable(request) => admission::unreadable(&request, &state.config),
@@ -442,7 +442,7 @@ impl MessageBody for HoldingPayload {
 
 /// One line per review: who, what, and what came of it. Names only, no content.
 fn log_review(o: &Outcome, elapsed: Duration) {
-    let mode = admission::mode_str(o.mode);
+    let mode = o.mode.as_str();
     let outcome = o.decision.as_str();
     let (problem, reason) = match &o.problem {
         Some(p) => (p.kind, redact(&p.reason)),
@@ -576,7 +576,7 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
     let client_ca_reloader = client_ca.map(|r| tokio::spawn(r.run(settings.cert_reload_interval)));
 
     state.ready.store(true, Ordering::SeqCst);
-    tracing::info!(%addr, %admin_addr, http2 = settings.http2, client_auth = settings.client_ca.is_some(), mode = admission::mode_str(settings.config.mode), "serving");
+    tracing::info!(%addr, %admin_addr, http2 = settings.http2, client_auth = settings.client_ca.is_some(), mode = settings.config.mode.as_str(), "serving");
     Ok(Running {
         addr,
         admin_addr,

@@ -7,8 +7,8 @@
 //! what stays as written, and what will still be rejected.
 
 use crate::config::{Config, Mode};
+use crate::engine::manifest::{self, ManifestError};
 use crate::engine::{self, Added, Check, Kept, Policy, Scope, Untouched, Violation};
-use crate::manifest::{self, ManifestError};
 use serde::Serialize;
 use serde_json::Value;
 

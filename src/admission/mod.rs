@@ -11,14 +11,18 @@
 //! get a preview: allowed unchanged, with one warning saying what their pods
 //! will get and what `restricted` will still reject. Anything else is
 //! allowed untouched.
+//!
+//! [`namespace`] wraps [`review`] with the namespace policy.
 
-use crate::assess;
+pub mod namespace;
+
 use crate::config::{Config, Mode};
 use crate::engine::annotations::{SKIP, SKIP_FIELDS};
+use crate::engine::manifest::{into_prefixed, pod_template_path};
 use crate::engine::report::{Added, ContainerKind, Target};
 use crate::engine::{self, Check, Field, Hardening, Policy, Report, Scope, Violation};
-use crate::manifest::{into_prefixed, pod_template_path};
-use crate::messages;
+use crate::policy::assess;
+use crate::policy::messages;
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -812,7 +816,7 @@ fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardene
     warnings.extend(messages::warnings(&report));
     let warnings = messages::bound(warnings);
 
-    let mut annotations = vec![(keys::MODE, mode_str(config.mode).to_string())];
+    let mut annotations = vec![(keys::MODE, config.mode.as_str().to_string())];
     let added_now = decision == Decision::Patched || (audit && !report.added.is_empty());
     if added_now {
         let key = if audit { keys::WOULD_ADD } else { keys::ADDED };
@@ -895,7 +899,7 @@ fn finish_unreadable(mut response: AdmissionResponse, outcome: Outcome, config: 
         "{PREFIX}pod not hardened ({what}): {reason}"
     )]));
     response.audit_annotations = [
-        (keys::MODE.to_string(), mode_str(config.mode).to_string()),
+        (keys::MODE.to_string(), config.mode.as_str().to_string()),
         (keys::ERROR.to_string(), cut(format!("{what}: {reason}"), MAX_VALUE)),
     ]
     .into_iter()
@@ -914,13 +918,6 @@ fn finish_unreadable(mut response: AdmissionResponse, outcome: Outcome, config: 
 
 fn is_new_ephemeral(target: &Target, names: &[String]) -> bool {
     matches!(target, Target::Container { kind: ContainerKind::EphemeralContainers, name } if names.contains(name))
-}
-
-pub fn mode_str(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Enforce => "enforce",
-        Mode::Audit => "audit",
-    }
 }
 
 fn join_violations(violations: &[&Violation]) -> String {
@@ -1043,7 +1040,7 @@ mod tests {
     /// (fuzz/regressions/review: it was once read past there).
     #[test]
     fn invalid_utf8_is_refused_even_in_a_skipped_field() {
-        let regression = include_bytes!("../fuzz/regressions/review/invalid-utf8-in-an-ignored-field.json");
+        let regression = include_bytes!("../../fuzz/regressions/review/invalid-utf8-in-an-ignored-field.json");
         let at = regression.iter().position(|b| *b == 0xff).unwrap();
         assert_eq!(
             parse(regression).unwrap_err(),

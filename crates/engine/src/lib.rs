@@ -8,11 +8,16 @@
 //! - `restricted.rs`: what Pod Security `restricted` still rejects afterwards.
 //! - `patch.rs`: the rules' result as RFC 6902 `add` operations.
 //! - `input.rs`: reading a pod spec with only the fields the above look at.
+//! - `manifest.rs`: Kubernetes objects that carry a pod spec, and the patch
+//!   with paths for the whole object.
+
+#![forbid(unsafe_code)]
 
 pub mod annotations;
 pub mod baseline;
 mod containers;
 mod input;
+pub mod manifest;
 mod patch;
 pub mod report;
 mod restricted;

@@ -5,8 +5,8 @@
 //! (its `warning.go` truncates, then drops, past that), and Pod Security's
 //! own warning comes after this webhook's: half is left for it.
 
-use crate::assess::{Assessment, Verdict};
 use crate::engine::{Check, Field, Guard, Report, Target};
+use crate::policy::assess::{Assessment, Verdict};
 use std::collections::HashMap;
 
 pub const MAX_MESSAGE: usize = 256;

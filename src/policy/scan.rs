@@ -5,9 +5,9 @@
 //! Pure: objects and namespaces in, a report and its table out. Listing them
 //! from a cluster is `cli::scan`'s job.
 
-use crate::assess::{self, Assessment, Verdict};
 use crate::config::Config;
-use crate::namespace_policy::{self, NamespaceInfo};
+use crate::policy::assess::{self, Assessment, Verdict};
+use crate::policy::namespace::{self as namespace_policy, NamespaceInfo};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -164,11 +164,7 @@ impl<'a> Scanner<'a> {
             None
         };
         eff.1 |= excluded.is_some();
-        let mode = if eff.1 {
-            "off"
-        } else {
-            crate::admission::mode_str(eff.0.mode)
-        };
+        let mode = if eff.1 { "off" } else { eff.0.mode.as_str() };
         self.namespaces.insert(
             ns.name.clone(),
             Namespace {
@@ -447,7 +443,7 @@ mod tests {
         // Opt-out is not allowed by default: the label is ignored, with a warning.
         assert_eq!(with.finish().namespaces[0].policy_warnings.len(), 1);
         let relaxed = Config {
-            namespace_policy: namespace_policy::Controls {
+            namespace_policy: crate::config::namespace::Controls {
                 allow_opt_out: true,
                 ..Default::default()
             },

@@ -1,7 +1,7 @@
 //! Kubernetes objects that carry a pod spec: where the spec sits in each
 //! kind, and the engine's patch with paths for the whole object.
 
-use crate::engine::{self, EngineError, Hardening, Policy, Scope};
+use crate::{EngineError, Hardening, Policy, Scope};
 use json_patch::{
     AddOperation, CopyOperation, MoveOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation,
 };
@@ -100,7 +100,7 @@ pub fn harden_object(object: &Value, policy: Policy) -> Result<Option<ObjectHard
     let Some(t) = template(object)? else {
         return Ok(None);
     };
-    let hardening = engine::harden(&t.metadata, &t.spec, &Scope::Pod, policy)?;
+    let hardening = crate::harden(&t.metadata, &t.spec, &Scope::Pod, policy)?;
     let prefix = PointerBuf::from_tokens(t.spec_path);
     let patch = prefixed(&prefix, &hardening.ops);
     Ok(Some(ObjectHardening { patch, hardening }))

@@ -2,31 +2,21 @@
 //! `secure-defaults.io/`) switch the mode and override some baseline values,
 //! within what the operator allows (`namespacePolicy` in the configuration).
 //!
-//! - [`effective`] is pure: the operator's configuration and a namespace in,
-//!   the configuration for that namespace and the warnings out.
-//! - [`NamespaceCache`] is the I/O part: a watch-backed store of the cluster's
-//!   namespaces (kube-runtime reflector), read on every review, never a
-//!   request to the API server per review. When the API server is
-//!   unreachable the last known state keeps serving.
+//! - [`effective`] (here) is pure: the operator's configuration and a
+//!   namespace in, the configuration for that namespace and the warnings out.
+//! - What the operator allows is `config::namespace::Controls`; the review
+//!   wrapper is `admission::namespace`; the cluster's namespaces are
+//!   `cluster::namespaces::NamespaceCache`.
 //!
 //! Precedence, per key: a label wins over an annotation with the same key
 //! (labels are what `kubectl get ns -l` shows and selects); an invalid value
 //! is ignored with a warning, never in the weaker direction.
 
-use crate::admission::{self, Decision, Outcome, Request, Reviewed};
 use crate::config::{Config, Mode};
 use crate::engine::baseline::ProfileType;
-use crate::messages;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::core::admission::{AdmissionResponse, Operation};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// The prefix of every namespace label and annotation read here.
 pub const PREFIX: &str = "secure-defaults.io/";
@@ -44,29 +34,6 @@ pub const APPARMOR: &str = "secure-defaults.io/apparmor";
 pub const AUDIT_KEY: &str = "namespace-policy";
 
 const WARN_PREFIX: &str = "secure-defaults: ";
-
-/// What the operator lets namespaces change (`namespacePolicy` in the configuration).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct Controls {
-    /// Honour weakening: mode `audit` or `off` under an enforcing
-    /// configuration, `read-only-root-filesystem: "false"` and
-    /// `apparmor: off` where the baseline adds them. Off by default, so whoever
-    /// may edit a namespace cannot exempt it.
-    pub allow_opt_out: bool,
-    /// Honour the ID overrides (`run-as-user`, `run-as-group`, `fs-group`;
-    /// non-root values only).
-    pub allow_overrides: bool,
-}
-
-impl Default for Controls {
-    fn default() -> Self {
-        Controls {
-            allow_opt_out: false,
-            allow_overrides: true,
-        }
-    }
-}
 
 /// The parts of a Namespace the policy reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -100,7 +67,8 @@ impl NamespaceInfo {
         .map(|v| v.trim())
     }
 
-    fn warning(&self, text: &str) -> String {
+    /// A warning about this namespace, in the webhook's voice.
+    pub fn warning(&self, text: &str) -> String {
         format!("{WARN_PREFIX}namespace {}: {text}", self.name)
     }
 }
@@ -240,131 +208,10 @@ pub fn effective<'a>(config: &'a Config, ns: &NamespaceInfo) -> Effective<'a> {
     }
 }
 
-/// Answer one request in its namespace: [`admission::review`] on the
-/// effective configuration, the namespace's warnings added to the response
-/// (and logged), `off` answered untouched.
-pub fn review(req: &Request, config: &Config, ns: Option<&NamespaceInfo>) -> Reviewed {
-    let Some(ns) = ns else {
-        return admission::review(req, config);
-    };
-    let eff = effective(config, ns);
-    if !eff.warnings.is_empty() {
-        tracing::warn!(namespace = %ns.name, uid = %req.uid, warnings = ?eff.warnings, "namespace policy values ignored");
-    }
-    let mut reviewed = if eff.off {
-        let mut response = AdmissionResponse::from(req);
-        response.warnings = Some(vec![ns.warning(&format!("{MODE}=off: pods here are not hardened"))]);
-        Reviewed {
-            response,
-            outcome: skipped(req, config.mode),
-        }
-    } else {
-        admission::review(req, &eff.config)
-    };
-    let response = &mut reviewed.response;
-    if !eff.warnings.is_empty() {
-        let mut warnings = eff.warnings;
-        warnings.extend(response.warnings.take().unwrap_or_default());
-        response.warnings = Some(messages::bound(warnings));
-    }
-    if !eff.applied.is_empty() {
-        response
-            .audit_annotations
-            .insert(AUDIT_KEY.to_string(), eff.applied.join(","));
-    }
-    reviewed
-}
-
-fn skipped(req: &Request, mode: Mode) -> Outcome {
-    Outcome {
-        decision: Decision::Skipped,
-        mode,
-        uid: req.uid.clone(),
-        namespace: req.namespace.clone().unwrap_or_default(),
-        name: req.name.clone(),
-        operation: match req.operation {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-            Operation::Connect => "CONNECT",
-        },
-        dry_run: req.dry_run,
-        added: Vec::new(),
-        kept: Vec::new(),
-        remaining: Vec::new(),
-        denied: Vec::new(),
-        problem: None,
-    }
-}
-
-/// The cluster's namespaces, kept current by a watch. Cheap to clone.
-#[derive(Clone)]
-pub struct NamespaceCache {
-    store: Store<Namespace>,
-    settled: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for NamespaceCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NamespaceCache")
-            .field("namespaces", &self.store.len())
-            .field("settled", &self.is_settled())
-            .finish()
-    }
-}
-
-impl NamespaceCache {
-    /// Start watching namespaces (on the current Tokio runtime). The cache is
-    /// settled after the first full list, or after `sync_timeout` without
-    /// one; until it has namespaces, reviews use the cluster defaults. Watch
-    /// errors are logged and retried with backoff; the store keeps the last
-    /// known state meanwhile.
-    pub fn start(client: kube::Client, sync_timeout: Duration) -> NamespaceCache {
-        let (store, writer) = reflector::store();
-        let api = kube::Api::<Namespace>::all(client);
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
-        tokio::spawn(async move {
-            use futures_util::StreamExt;
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
-                if let Err(e) = event {
-                    tracing::warn!(error = %e, "namespace watch failed; serving the last known namespaces");
-                }
-            }
-        });
-        let settled = Arc::new(AtomicBool::new(false));
-        tokio::spawn({
-            let store = store.clone();
-            let settled = settled.clone();
-            async move {
-                match tokio::time::timeout(sync_timeout, store.wait_until_ready()).await {
-                    Ok(_) => tracing::info!(namespaces = store.len(), "namespace policy: namespaces synced"),
-                    Err(_) => tracing::warn!(
-                        timeout_ms = sync_timeout.as_millis() as u64,
-                        "namespace policy: namespaces not synced in time; cluster defaults apply until they are"
-                    ),
-                }
-                settled.store(true, Ordering::SeqCst);
-            }
-        });
-        NamespaceCache { store, settled }
-    }
-
-    /// Synced, or gave up waiting: `/readyz` may say ready.
-    pub fn is_settled(&self) -> bool {
-        self.settled.load(Ordering::SeqCst)
-    }
-
-    pub fn get(&self, name: &str) -> Option<NamespaceInfo> {
-        self.store
-            .get(&ObjectRef::new(name))
-            .map(|ns| NamespaceInfo::from_namespace(&ns))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::namespace::Controls;
     use rstest::rstest;
 
     fn ns(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> NamespaceInfo {
@@ -504,19 +351,5 @@ mod tests {
             let config = config(true, true);
             effective(&config, &n).config.baseline.validate().unwrap();
         }
-    }
-
-    #[test]
-    fn controls_parse_with_defaults() {
-        let c = Config::from_yaml("namespacePolicy: {allowOptOut: true}\n", "t").unwrap();
-        assert_eq!(
-            c.namespace_policy,
-            Controls {
-                allow_opt_out: true,
-                allow_overrides: true
-            }
-        );
-        assert_eq!(Config::default().namespace_policy, Controls::default());
-        assert!(Config::from_yaml("namespacePolicy: {allowOptout: true}\n", "t").is_err());
     }
 }

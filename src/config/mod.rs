@@ -1,5 +1,8 @@
 //! The operator's configuration: the baseline, the mode, the deny list and
-//! whether pods may opt out. Loaded once at start-up (and on reload).
+//! whether pods may opt out, and what namespaces may change. Loaded once at
+//! start-up (and on reload).
+
+pub mod namespace;
 
 use crate::engine::baseline::BaselineError;
 use crate::engine::{Baseline, Check};
@@ -9,7 +12,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// The embedded default, also shipped as `config/default.yaml`.
-pub const DEFAULT_YAML: &str = include_str!("../config/default.yaml");
+pub const DEFAULT_YAML: &str = include_str!("../../config/default.yaml");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -21,7 +24,7 @@ pub struct Config {
     /// Honour the pod annotations `secure-defaults.io/skip` and `secure-defaults.io/skip-fields`.
     pub allow_pod_opt_out: bool,
     /// What namespaces may change through their labels and annotations.
-    pub namespace_policy: crate::namespace_policy::Controls,
+    pub namespace_policy: namespace::Controls,
 }
 
 impl Default for Config {
@@ -43,6 +46,16 @@ pub enum Mode {
     Enforce,
     /// Never patch; report what would be added.
     Audit,
+}
+
+impl Mode {
+    /// The name used in the configuration, annotations, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
 }
 
 #[derive(Debug, Error)]
