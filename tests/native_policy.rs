@@ -54,3 +54,36 @@ fn custom_config_golden() {
         &to_yaml(&objects, "tests/fixtures/native-policy/custom.config.yaml"),
     );
 }
+
+/// The install paths ship the generator's output for the default
+/// configuration: the kustomize overlay and the Helm chart's `mode: policy`.
+#[test]
+fn shipped_policy_is_the_generators_output() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secure-defaults"))
+        .arg("policy")
+        .env_remove("SECURE_DEFAULTS_CONFIG")
+        .output()
+        .expect("run secure-defaults policy");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let generated = String::from_utf8(out.stdout).unwrap();
+    for shipped in [
+        "manifests/overlays/native-policy/policy.yaml",
+        "charts/secure-defaults/files/native-policy.yaml",
+    ] {
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(repo(shipped), &generated).unwrap();
+        }
+        assert!(
+            std::fs::read_to_string(repo(shipped)).unwrap() == generated,
+            "{shipped} is not `secure-defaults policy`'s output: regenerate with UPDATE_GOLDEN=1 cargo test --test native_policy"
+        );
+    }
+}
+
+/// The chart's `mode: policy` refuses a `config` other than this one (its
+/// default values as Helm's toYaml writes them): it must be the default.
+#[test]
+fn chart_policy_mode_guard_is_the_default_config() {
+    let text = std::fs::read_to_string(repo("charts/secure-defaults/files/native-policy-config.yaml")).unwrap();
+    assert_eq!(Config::from_yaml(&text, "native-policy-config.yaml").unwrap(), Config::default());
+}
