@@ -41,6 +41,7 @@ golden:
 
 bench:
 	bash bench/run.sh
+	bash bench/native_policy.sh
 
 ## fuzz: each cargo-fuzz target (fuzz/) for FUZZ_SECONDS (60) on nightly, with
 ## AddressSanitizer. `make test` replays their seeds and regressions without nightly.

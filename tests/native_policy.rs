@@ -85,5 +85,8 @@ fn shipped_policy_is_the_generators_output() {
 #[test]
 fn chart_policy_mode_guard_is_the_default_config() {
     let text = std::fs::read_to_string(repo("charts/secure-defaults/files/native-policy-config.yaml")).unwrap();
-    assert_eq!(Config::from_yaml(&text, "native-policy-config.yaml").unwrap(), Config::default());
+    assert_eq!(
+        Config::from_yaml(&text, "native-policy-config.yaml").unwrap(),
+        Config::default()
+    );
 }

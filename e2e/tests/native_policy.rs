@@ -86,7 +86,7 @@ struct Setup {
     _injector: Injector,
 }
 
-async fn setup() -> Result<Setup> {
+async fn setup(with_injectors: bool) -> Result<Setup> {
     let client = client().await;
     let env = Env::get();
     let open = (
@@ -129,7 +129,7 @@ async fn setup() -> Result<Setup> {
     // plugin first, and its name sorts first) and a webhook that runs after
     // ours in both namespaces (webhook plugin after policies; name sorts last).
     let injector = Injector::start().await?;
-    for object in injectors(&name, &injector)? {
+    for object in injectors(&name, &injector)?.into_iter().filter(|_| with_injectors) {
         cluster_objects.push(apply_cluster_object(&client, &object).await?);
     }
 
@@ -541,7 +541,7 @@ async fn both(client: &kube::Client, pair: &(String, String), pod: &Value) -> Re
 
 #[tokio::test]
 async fn the_policy_stores_the_same_pods_as_the_webhook() -> Result<()> {
-    let s = Arc::new(setup().await?);
+    let s = Arc::new(setup(true).await?);
     let result = compare_corpus(&s).await;
     let ephemeral = if result.is_ok() {
         ephemeral_containers(&s).await
@@ -661,4 +661,136 @@ async fn ephemeral_containers(s: &Setup) -> Result<()> {
         "debug not hardened: {debug}"
     );
     Ok(())
+}
+
+/// `make bench` (bench/native_policy.sh), not `make test`: pod-create latency
+/// (server-side dry run) on one API server in three namespaces, with no
+/// mutation, with the policy and with the webhook; sequential and with 16
+/// concurrent clients; p50 and p99 on the client, and the API server's own
+/// admission metrics (mean per call, from the histograms' sums and counts).
+#[tokio::test]
+#[ignore = "a benchmark: bench/native_policy.sh"]
+async fn bench_pod_create_latency() -> Result<()> {
+    let s = Arc::new(setup(false).await?);
+    let none = namespace(&s.client, "np-none", "privileged").await?;
+    let result = bench(&s, &none).await;
+    cleanup(&s).await;
+    result
+}
+
+fn bench_pod() -> Value {
+    // A legacy pod as charts write them: nothing about security, an init
+    // container, two containers, the usual env, ports and resources.
+    let c = |name: &str| {
+        json!({"name": name, "image": format!("registry.example.com/{name}:1.2.3"),
+            "ports": [{"containerPort": 8080, "name": "http"}],
+            "env": [{"name": "MODE", "value": "production"}, {"name": "LOG_LEVEL", "value": "info"}],
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}})
+    };
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "bench-", "labels": {"app": "bench"}},
+        "spec": {"initContainers": [c("migrate")], "containers": [c("app"), c("proxy")]}})
+}
+
+async fn bench(s: &Arc<Setup>, none: &str) -> Result<()> {
+    let seq: usize = std::env::var("BENCH_SEQUENTIAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let conc: usize = std::env::var("BENCH_CONCURRENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1600);
+    let clients = 16;
+    let pod = Arc::new(bench_pod());
+    let namespaces = [
+        ("none", none.to_string()),
+        ("policy", s.open.1.clone()),
+        ("webhook", s.open.0.clone()),
+    ];
+    // Warm-up: connections, caches, the webhook's first TLS handshakes.
+    for (_, ns) in &namespaces {
+        for _ in 0..50 {
+            let a = create(&s.client, ns, "pods", &pod, true).await?;
+            ensure!(a.ok(), "{ns}: {}", a.message());
+        }
+    }
+    let mut rows = Vec::new();
+    for (mode, n, parallel) in [("sequential", seq, 1), ("16 clients", conc, clients)] {
+        for (what, ns) in &namespaces {
+            let before = metrics(&s.client).await?;
+            let started = std::time::Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..parallel {
+                let (client, ns, pod) = (s.client.clone(), ns.clone(), pod.clone());
+                tasks.spawn(async move {
+                    let mut times = Vec::with_capacity(n / parallel);
+                    for _ in 0..n / parallel {
+                        let t = std::time::Instant::now();
+                        let a = create(&client, &ns, "pods", &pod, true).await?;
+                        times.push(t.elapsed().as_secs_f64() * 1e3);
+                        ensure!(a.ok(), "{ns}: {}", a.message());
+                    }
+                    anyhow::Ok(times)
+                });
+            }
+            let mut times = Vec::new();
+            while let Some(t) = tasks.join_next().await {
+                times.extend(t??);
+            }
+            let wall = started.elapsed().as_secs_f64();
+            let after = metrics(&s.client).await?;
+            times.sort_by(|a, b| a.total_cmp(b));
+            let pct = |p: f64| times[((p * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
+            let mean = |family: &str, filter: &str| {
+                let d = |suffix: &str| sum_of(&after, family, suffix, filter) - sum_of(&before, family, suffix, filter);
+                let count = d("_count");
+                if count > 0.0 {
+                    format!("{:.3} ms ×{:.1}", d("_sum") / count * 1e3, count / times.len() as f64)
+                } else {
+                    "–".into()
+                }
+            };
+            rows.push(format!(
+                "| {mode} | {what} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} |",
+                times.len(),
+                pct(0.50),
+                pct(0.99),
+                times.len() as f64 / wall,
+                mean(
+                    "apiserver_request_duration_seconds",
+                    "resource=\"pods\",scope=\"resource\",subresource=\"\",verb=\"POST\""
+                ),
+                mean("apiserver_admission_step_admission_duration_seconds", "type=\"admit\""),
+                mean("apiserver_mutating_admission_policy_check_duration_seconds", ""),
+                mean(
+                    "apiserver_admission_webhook_admission_duration_seconds",
+                    "type=\"admit\""
+                ),
+            ));
+        }
+    }
+    println!(
+        "| clients | mutation | pods | p50 ms | p99 ms | pods/s | API server: POST pods (mean, calls/pod) | admit step | MutatingAdmissionPolicy check | webhook call |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+    Ok(())
+}
+
+async fn metrics(client: &kube::Client) -> Result<String> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    Ok(client.request_text(req).await?)
+}
+
+/// The sum of a histogram's `_sum` or `_count` series whose labels contain `filter`.
+fn sum_of(text: &str, family: &str, suffix: &str, filter: &str) -> f64 {
+    let name = format!("{family}{suffix}");
+    text.lines()
+        .filter(|l| l.starts_with(&name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(filter))
+        .filter(|l| l.contains("resource=\"pods\"") || !l.contains("resource="))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
