@@ -86,7 +86,23 @@ struct Setup {
     _injector: Injector,
 }
 
-async fn setup(with_injectors: bool) -> Result<Setup> {
+/// What one comparison runs on: the configuration of both, the namespaces'
+/// `secure-defaults.io/*` labels and annotations, other mutators or not.
+struct Variant {
+    config: &'static str,
+    labels: Value,
+    annotations: Value,
+    injectors: bool,
+}
+
+const DEFAULT: Variant = Variant {
+    config: "",
+    labels: Value::Null,
+    annotations: Value::Null,
+    injectors: true,
+};
+
+async fn setup(variant: &Variant) -> Result<Setup> {
     let client = client().await;
     let env = Env::get();
     let open = (
@@ -98,9 +114,23 @@ async fn setup(with_injectors: bool) -> Result<Setup> {
         namespace(&client, POLICY, "restricted").await?,
     );
     let mut cluster_objects = Vec::new();
+    let namespace_policy = !variant.labels.is_null() || !variant.annotations.is_null();
+    if namespace_policy {
+        let patch = json!({"metadata": {"labels": variant.labels, "annotations": variant.annotations}});
+        for ns in [&open.0, &open.1, &restricted.0, &restricted.1] {
+            let a = patch_ns(&client, ns, &patch).await?;
+            ensure!(a.ok(), "labelling {ns}: {}", a.message());
+        }
+    }
 
-    // The webhook, as shipped, for the WEBHOOK namespaces.
-    let hook = Webhook::start("").await?;
+    // The webhook, as shipped, for the WEBHOOK namespaces (started after the
+    // namespaces are labelled: its first sync sees them).
+    let args: &[&str] = if namespace_policy {
+        &["--namespace-policy", "--namespace-sync-timeout", "10s"]
+    } else {
+        &[]
+    };
+    let hook = Webhook::start_with(variant.config, args).await?;
     let mwc_name = unique("np-sd");
     let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, WEBHOOK, "Fail")?;
     register(&client, &mwc, &open.0, true).await?;
@@ -111,8 +141,11 @@ async fn setup(with_injectors: bool) -> Result<Setup> {
 
     // The policy, as `secure-defaults policy` writes it, bound to the POLICY namespaces.
     let name = unique("np-sd");
+    let config = tempfile::NamedTempFile::new()?;
+    std::fs::write(config.path(), variant.config)?;
     let out = std::process::Command::new(&env.bin)
-        .args(["policy", "--name", &name])
+        .args(["policy", "--name", &name, "--config"])
+        .arg(config.path())
         .output()
         .context("running secure-defaults policy")?;
     ensure!(out.status.success(), "policy: {}", String::from_utf8_lossy(&out.stderr));
@@ -129,7 +162,7 @@ async fn setup(with_injectors: bool) -> Result<Setup> {
     // plugin first, and its name sorts first) and a webhook that runs after
     // ours in both namespaces (webhook plugin after policies; name sorts last).
     let injector = Injector::start().await?;
-    for object in injectors(&name, &injector)?.into_iter().filter(|_| with_injectors) {
+    for object in injectors(&name, &injector)?.into_iter().filter(|_| variant.injectors) {
         cluster_objects.push(apply_cluster_object(&client, &object).await?);
     }
 
@@ -284,10 +317,7 @@ fn corpus() -> Result<Vec<(String, Value)>> {
         }
     }
     let fixtures = pods.len();
-    let mut g = Gen(0x5ecd_efa1_7000_0017);
-    for i in 0..GENERATED {
-        pods.push((format!("generated/{i}"), g.pod(i)));
-    }
+    pods.extend(generated(0x5ecd_efa1_7000_0017));
     // The API server's own decoding before admission: empty lists and
     // contexts, nulls.
     for (i, spec) in decoding_cases().into_iter().enumerate() {
@@ -300,14 +330,27 @@ fn corpus() -> Result<Vec<(String, Value)>> {
         "corpus: {fixtures} fixture pods, {GENERATED} generated, {} decoding cases",
         pods.len() - fixtures - GENERATED
     );
-    // Unique DNS names; every third pod gets a sidecar from another mutator.
+    Ok(named(pods))
+}
+
+/// [`GENERATED`] pods from this seed.
+fn generated(seed: u64) -> Vec<(String, Value)> {
+    let mut g = Gen(seed);
+    (0..GENERATED).map(|i| (format!("generated/{i}"), g.pod(i))).collect()
+}
+
+/// Unique names, and a sidecar from another mutator for every third pod.
+fn named(mut pods: Vec<(String, Value)>) -> Vec<(String, Value)> {
     for (i, (_, pod)) in pods.iter_mut().enumerate() {
         pod["apiVersion"] = json!("v1");
         pod["kind"] = json!("Pod");
-        let meta = pod["metadata"].as_object_mut().map(std::mem::take).unwrap_or_default();
-        let mut meta = Value::Object(meta);
-        meta.as_object_mut().unwrap().remove("namespace");
-        meta.as_object_mut().unwrap().remove("generateName");
+        let mut meta = pod["metadata"].take();
+        if let Some(m) = meta.as_object_mut() {
+            m.remove("namespace");
+            m.remove("generateName");
+        } else {
+            meta = json!({});
+        }
         meta["name"] = json!(format!("p{i}"));
         match i % 3 {
             1 => meta["labels"][INJECT] = json!("before"),
@@ -316,7 +359,43 @@ fn corpus() -> Result<Vec<(String, Value)>> {
         }
         pod["metadata"] = meta;
     }
-    Ok(pods)
+    pods
+}
+
+/// A non-default configuration with namespace overrides and a deny list:
+/// the policy's namespace-dependent values (`namespaceObject`) and its deny
+/// policy against the webhook's namespace policy and deny list.
+#[tokio::test]
+async fn overrides_and_deny_list_match_the_webhook_too() -> Result<()> {
+    let s = Arc::new(
+        setup(&Variant {
+            config: "baseline:\n  supplementalGroups: [2000]\n  fsGroupChangePolicy: Always\n\
+                     deny: [privileged, hostNamespaces, hostPathVolumes, hostPorts, allowPrivilegeEscalation]\n",
+            labels: json!({"secure-defaults.io/run-as-user": "1000", "secure-defaults.io/read-only-root-filesystem": "true",
+                "secure-defaults.io/run-as-group": "0002000"}),
+            annotations: json!({"secure-defaults.io/fs-group": " 3000 ", "secure-defaults.io/run-as-user": "7", "secure-defaults.io/fs-group-typo": "+12",
+                "secure-defaults.io/apparmor": "RuntimeDefault", "secure-defaults.io/mode": "off"}),
+            injectors: false,
+        })
+        .await?,
+    );
+    let mut pods = generated(0x0017_0017_5eed_0002);
+    pods.extend(
+        decoding_cases()
+            .into_iter()
+            .map(|spec| ("decoding".to_string(), json!({"metadata": {}, "spec": spec}))),
+    );
+    let result = compare_corpus(&s, named(pods), false).await;
+    cleanup(&s).await;
+    result
+}
+
+async fn patch_ns(client: &kube::Client, ns: &str, patch: &Value) -> Result<Answer> {
+    patch_uri(client, &format!("/api/v1/namespaces/{ns}"), patch).await
+}
+
+async fn patch_uri(client: &kube::Client, uri: &str, body: &Value) -> Result<Answer> {
+    send(client, http::Method::PATCH, uri, "application/merge-patch+json", body).await
 }
 
 /// Pods, List items, and the pod templates of workloads (as Pods).
@@ -541,8 +620,8 @@ async fn both(client: &kube::Client, pair: &(String, String), pod: &Value) -> Re
 
 #[tokio::test]
 async fn the_policy_stores_the_same_pods_as_the_webhook() -> Result<()> {
-    let s = Arc::new(setup(true).await?);
-    let result = compare_corpus(&s).await;
+    let s = Arc::new(setup(&DEFAULT).await?);
+    let result = compare_corpus(&s, corpus()?, true).await;
     let ephemeral = if result.is_ok() {
         ephemeral_containers(&s).await
     } else {
@@ -552,8 +631,13 @@ async fn the_policy_stores_the_same_pods_as_the_webhook() -> Result<()> {
     result.and(ephemeral)
 }
 
-async fn compare_corpus(s: &Arc<Setup>) -> Result<()> {
-    let pods = corpus()?;
+/// Every pod in both namespace pairs; `same_messages`: rejections must also
+/// have the same status and message. Not with a deny list: the webhook
+/// denies while mutating, before the API server's validation and Pod
+/// Security, the deny policy while validating, after them; an invalid pod on
+/// the deny list is a 403 from the webhook and a 422 on the policy's path.
+/// Rejected must then still be rejected, admitted stored the same.
+async fn compare_corpus(s: &Arc<Setup>, pods: Vec<(String, Value)>, same_messages: bool) -> Result<()> {
     let total = pods.len();
     let started = std::time::Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
@@ -571,7 +655,15 @@ async fn compare_corpus(s: &Arc<Setup>) -> Result<()> {
     let mut differ = Vec::new();
     let (mut changed, mut admitted_restricted, mut rejected_restricted) = (0, 0, 0);
     while let Some(joined) = tasks.join_next().await {
-        let (origin, pod, open, restricted) = joined??;
+        let (origin, pod, mut open, mut restricted) = joined??;
+        if !same_messages {
+            for o in [&mut open.0, &mut open.1, &mut restricted.0, &mut restricted.1] {
+                if let Outcome::Rejected { message, status } = o {
+                    message.clear();
+                    *status = 0;
+                }
+            }
+        }
         if let Outcome::Stored(stored) = &open.0 {
             if stored["spec"] != pod["spec"] {
                 changed += 1;
@@ -599,16 +691,16 @@ async fn compare_corpus(s: &Arc<Setup>) -> Result<()> {
         differ.len(),
         differ.join("\n")
     );
-    // Not vacuous: most pods were hardened, and both verdicts occur.
+    // Not vacuous: many pods were hardened, and both verdicts occur.
     ensure!(
-        changed > total / 2,
+        changed > total / 3,
         "only {changed} of {total} pods were changed: is anything bound?"
     );
     ensure!(
-        admitted_restricted > 50 && rejected_restricted > 50,
+        admitted_restricted > 20 && rejected_restricted > 20,
         "restricted verdicts too one-sided"
     );
-    ensure!(total >= 500 + 100, "corpus too small: {total}");
+    ensure!(total >= 500, "corpus too small: {total}");
     Ok(())
 }
 
@@ -671,7 +763,13 @@ async fn ephemeral_containers(s: &Setup) -> Result<()> {
 #[tokio::test]
 #[ignore = "a benchmark: bench/native_policy.sh"]
 async fn bench_pod_create_latency() -> Result<()> {
-    let s = Arc::new(setup(false).await?);
+    let s = Arc::new(
+        setup(&Variant {
+            injectors: false,
+            ..DEFAULT
+        })
+        .await?,
+    );
     let none = namespace(&s.client, "np-none", "privileged").await?;
     let result = bench(&s, &none).await;
     cleanup(&s).await;
