@@ -16,6 +16,7 @@
 use super::PolicyError;
 use crate::config::Config;
 use crate::engine::{Check, Field};
+use k8s_openapi::api::core::v1::WindowsSecurityContextOptions;
 use std::fmt::Write as _;
 
 /// Annotation keys the engine reads (`crates/engine/src/annotations.rs`, `src/policy/namespace.rs`).
@@ -263,9 +264,23 @@ pub fn match_conditions(config: &Config) -> Vec<(&'static str, String)> {
 /// Whether a securityContext sets any member of its `windowsOptions` (an
 /// empty `windowsOptions: {}` is the default and says nothing).
 fn windows_options_set(security_context: &str) -> String {
+    // Exhaustive: a member added to the bindings does not build until listed.
+    let WindowsSecurityContextOptions {
+        gmsa_credential_spec: _,
+        gmsa_credential_spec_name: _,
+        host_process: _,
+        run_as_user_name: _,
+    } = WindowsSecurityContextOptions::default();
+    let members = [
+        "gmsaCredentialSpec",
+        "gmsaCredentialSpecName",
+        "hostProcess",
+        "runAsUserName",
+    ];
+    let any: Vec<String> = members.iter().map(|m| format!("has(w.{m})")).collect();
     format!(
-        "{security_context}.?windowsOptions.optMap(w, has(w.gmsaCredentialSpecName) || has(w.gmsaCredentialSpec) \
-         || has(w.runAsUserName) || has(w.hostProcess)).orValue(false)"
+        "{security_context}.?windowsOptions.optMap(w, {}).orValue(false)",
+        any.join(" || ")
     )
 }
 
