@@ -90,3 +90,21 @@ fn chart_policy_mode_guard_is_the_default_config() {
         Config::default()
     );
 }
+
+/// The command refuses what a policy cannot express, naming the setting, and
+/// writes nothing to standard output.
+#[test]
+fn policy_command_refuses_audit_mode_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("audit.yaml");
+    std::fs::write(&config, "mode: audit\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secure-defaults"))
+        .args(["policy", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run secure-defaults policy");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot express mode: audit"), "{stderr}");
+}

@@ -623,7 +623,10 @@ async fn the_policy_stores_the_same_pods_as_the_webhook() -> Result<()> {
     let s = Arc::new(setup(&DEFAULT).await?);
     let result = compare_corpus(&s, corpus()?, true).await;
     let ephemeral = if result.is_ok() {
-        ephemeral_containers(&s).await
+        match ephemeral_containers(&s).await {
+            Ok(()) => kept_values_are_warned(&s).await,
+            e => e,
+        }
     } else {
         Ok(())
     };
@@ -701,6 +704,24 @@ async fn compare_corpus(s: &Arc<Setup>, pods: Vec<(String, Value)>, same_message
         "restricted verdicts too one-sided"
     );
     ensure!(total >= 500, "corpus too small: {total}");
+    Ok(())
+}
+
+/// The warning policy: an explicit weak value is kept and said, once.
+async fn kept_values_are_warned(s: &Setup) -> Result<()> {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root"},
+        "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1",
+            "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": true}}]}});
+    let a = create(&s.client, &s.open.1, "pods", &pod, true).await?;
+    ensure!(a.ok(), "{}", a.message());
+    let ours: Vec<&String> = a.warnings.iter().filter(|w| w.contains("secure-defaults:")).collect();
+    ensure!(
+        ours.len() == 2
+            && ours.iter().any(|w| w.contains("runAsUser kept"))
+            && ours.iter().any(|w| w.contains("allowPrivilegeEscalation kept")),
+        "expected the policy's two warnings, got {:?}",
+        a.warnings
+    );
     Ok(())
 }
 
