@@ -99,6 +99,8 @@ pub(super) fn objects(config: &Config, options: &Options, rules: &[(Field, Rule)
         out.extend(validating(
             &name("-warn"),
             "Warn",
+            // A warning never blocks a pod, not even when its CEL fails.
+            "Ignore",
             Some(match_conditions(&conditions)),
             to_variables(shared),
             warn,
@@ -121,6 +123,7 @@ pub(super) fn objects(config: &Config, options: &Options, rules: &[(Field, Rule)
         out.extend(validating(
             &name("-deny"),
             "Deny",
+            "Fail",
             None,
             to_variables(cel::deny_variables()),
             deny,
@@ -133,6 +136,7 @@ pub(super) fn objects(config: &Config, options: &Options, rules: &[(Field, Rule)
 fn validating(
     name: &str,
     action: &str,
+    failure_policy: &str,
     conditions: Option<Vec<ar::MatchCondition>>,
     variables: Vec<ar::Variable>,
     validations: Vec<ar::Validation>,
@@ -141,7 +145,7 @@ fn validating(
     let policy = ar::ValidatingAdmissionPolicy {
         metadata: meta(name.to_string()),
         spec: Some(ar::ValidatingAdmissionPolicySpec {
-            failure_policy: Some("Fail".into()),
+            failure_policy: Some(failure_policy.into()),
             match_constraints: Some(pod_rules()),
             match_conditions: conditions,
             variables: Some(variables),
