@@ -37,10 +37,11 @@ fmt:
 
 ## golden: regenerate tests/fixtures/mutate/*.{patch,report}.json and *.out.yaml; review the diff.
 golden:
-	UPDATE_GOLDENFILES=1 $(CARGO) test --test golden
+	UPDATE_GOLDENFILES=1 $(CARGO) test --test golden --test native_policy
 
 bench:
 	bash bench/run.sh
+	bash bench/native_policy.sh
 
 ## fuzz: each cargo-fuzz target (fuzz/) for FUZZ_SECONDS (60) on nightly, with
 ## AddressSanitizer. `make test` replays their seeds and regressions without nightly.

@@ -8,7 +8,7 @@
 #        hack/check-install.sh --offline  lint and render only, no control plane
 # SD_CHECK_KEEP=1 keeps the renderings (a temp dir, printed) for a look.
 #
-# Offline: helm lint (both certificate modes), helm template (both modes, and
+# Offline: helm lint (both certificate modes), helm template (both modes, mode=policy, and
 # the values that must be refused), kubectl kustomize of the base and both
 # overlays, and tests/manifests.rs comparing the Helm renderings with the
 # kustomize overlays object by object (rendered_helm_matches_kustomize).
@@ -51,7 +51,8 @@ cluster_checks() {
   "${k[@]}" apply -f "$root/manifests/base/namespace.yaml" >/dev/null
 
   local f
-  for f in kustomize-base kustomize-plain kustomize-cert-manager helm-secret helm-cert-manager; do
+  for f in kustomize-base kustomize-plain kustomize-cert-manager helm-secret helm-cert-manager \
+    kustomize-native-policy helm-native-policy; do
     # cert-manager's CRDs are not available here: its objects are rendered
     # (above) and compared, not sent.
     awk 'BEGIN{RS="\n---\n"} !/(^|\n)apiVersion: cert-manager\.io\// {printf "%s\n---\n", $0}' \
@@ -88,6 +89,23 @@ cluster_checks() {
   run_pod default >/dev/null || fail "pods are still refused after the registration is deleted"
   "${k[@]}" delete -k "$r/manifests/overlays/plain" --ignore-not-found --wait=false >/dev/null
   log "uninstall: registration deleted first, pods admitted again; objects deleted"
+
+  # ------------------------------------ real install: overlays/native-policy
+  # No server: the API server itself hardens pods once the policy is active.
+  "${k[@]}" apply -k "$r/manifests/overlays/native-policy" >/dev/null
+  local i hardened=false
+  for ((i = 0; i < 30; i++)); do
+    if run_pod default -o jsonpath='{.spec.containers[0].securityContext.runAsNonRoot}' | grep -qx true; then
+      hardened=true
+      break
+    fi
+    sleep 1
+  done
+  $hardened || fail "overlays/native-policy: a pod in namespace default was not hardened within 30 s"
+  [[ $(run_pod kube-system -o jsonpath='{.spec.containers[0].securityContext.runAsNonRoot}') == "" ]] ||
+    fail "overlays/native-policy: a pod in the excluded kube-system was hardened"
+  "${k[@]}" delete -k "$r/manifests/overlays/native-policy" >/dev/null
+  log "kubectl apply -k overlays/native-policy: pods hardened by the API server, excluded namespaces untouched; deleted"
 
   # ----------------------------------------------------- real install: helm
   # Another release name and namespace than the defaults, so the names the
@@ -245,6 +263,9 @@ tmpl=("$helm" template secure-defaults "$chart" --namespace secure-defaults --se
 "${tmpl[@]}" >"$r/helm-cert-manager.yaml"
 "${tmpl[@]}" --set certificates.mode=secret --set-file certificates.caBundle="$r/tls/ca-bundle.pem" \
   >"$r/helm-secret.yaml"
+"${tmpl[@]}" --set mode=policy >"$r/helm-native-policy.yaml"
+[[ $(grep -c '^kind: ' "$r/helm-native-policy.yaml") == 4 ]] ||
+  fail "mode=policy should render the two policies and their bindings only"
 # Values the chart must refuse, with the reason.
 expect_refused() {
   local why=$1
@@ -261,6 +282,8 @@ expect_refused "timeoutSeconds" --set webhook.timeoutSeconds=31
 expect_refused "/config/mode" --set config.mode=warn
 expect_refused "workloadPreviews" --set workloadPreviews.timeoutSeconds=0
 expect_refused "largeBodyMemoryMiB" --set largeBodyMemoryMiB=4
+expect_refused "secure-defaults policy --config" --set mode=policy --set config.baseline.runAsUser=1000
+expect_refused "mode" --set mode=both
 "${tmpl[@]}" --set largeBodyMemoryMiB=48 | grep -A1 -- '- --large-body-memory-mib$' | grep -q '"48"' ||
   fail "largeBodyMemoryMiB=48 should pass --large-body-memory-mib 48"
 # Previews off: the pods webhook alone.
@@ -268,13 +291,13 @@ expect_refused "largeBodyMemoryMiB" --set largeBodyMemoryMiB=4
   fail "workloadPreviews.enabled=false should leave only pods.secure-defaults.io"
 log "helm template: both certificate modes rendered; previews can be turned off; the large-body budget passed; invalid values refused"
 
-for o in base overlays/plain overlays/cert-manager; do
+for o in base overlays/plain overlays/cert-manager overlays/native-policy; do
   name=kustomize-$(basename "$o")
   "$kubectl" kustomize "$r/manifests/$o" >"$r/$name.yaml" || fail "kubectl kustomize manifests/$o"
 done
 grep -q 'cert-manager.io/inject-ca-from: secure-defaults/secure-defaults-serving' "$r/kustomize-cert-manager.yaml" ||
   fail "overlays/cert-manager: no inject-ca-from annotation"
-log "kubectl kustomize: base, overlays/plain, overlays/cert-manager"
+log "kubectl kustomize: base, overlays/plain, overlays/cert-manager, overlays/native-policy"
 
 (cd "$root" && SD_RENDERED_DIR=$r cargo test --locked --quiet --test manifests -- --include-ignored) ||
   fail "tests/manifests.rs (Helm vs kustomize)"

@@ -14,6 +14,7 @@
 //!   thin on top.
 //! - [`yaml`]: reading and writing manifests as kubectl does (`mutate`).
 //! - [`certs`]: the webhook's CA and serving certificate (`certs`).
+//! - [`native_policy`]: the configuration as native admission policies (`policy`).
 //! - [`allocator`]: the binary's allocator (mimalloc for small blocks, glibc for large).
 
 // Only the allocator needs unsafe (GlobalAlloc is an unsafe trait); every
@@ -29,6 +30,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod native_policy;
 pub mod policy;
 pub mod server;
 pub mod yaml;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         },
         Command::Serve(args) => cli::serve::run(args),
         Command::Certs(args) => cli::certs::run(args),
+        Command::Policy(args) => cli::policy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod mutate;
+pub mod policy;
 pub mod scan;
 pub mod serve;
 
@@ -29,4 +30,6 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Generate the webhook's CA, serving certificate, TLS Secret and caBundle (without cert-manager).
     Certs(certs::CertsArgs),
+    /// Write the baseline as native admission policies (MutatingAdmissionPolicy and bindings) instead of running the webhook.
+    Policy(policy::PolicyArgs),
 }
