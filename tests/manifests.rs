@@ -127,29 +127,21 @@ fn webhook_registration_matches_what_the_server_handles() {
         .iter()
         .map(|e| (e.key.clone(), e.operator.clone(), e.values.clone().unwrap_or_default()))
         .collect();
+    // No ignore-label term: the shipped configuration does not let namespaces
+    // opt out (namespacePolicy.allowOptOut), and a label anyone who may edit a
+    // namespace can set would exempt it all the same.
+    assert!(!Config::default().namespace_policy.allow_opt_out);
     assert_eq!(
         exprs,
-        [
-            (
-                "kubernetes.io/metadata.name".to_string(),
-                "NotIn".to_string(),
-                s(&["kube-system", "kube-node-lease", "kube-public", "secure-defaults"])
-            ),
-            (
-                "secure-defaults.io/ignore".to_string(),
-                "NotIn".to_string(),
-                s(&["true"])
-            ),
-        ]
+        [(
+            "kubernetes.io/metadata.name".to_string(),
+            "NotIn".to_string(),
+            s(&["kube-system", "kube-node-lease", "kube-public", "secure-defaults"])
+        )]
     );
 
     // `secure-defaults scan` treats the same namespaces as never sent.
     assert_eq!(exprs[0].2, s(&secure_defaults::policy::scan::EXCLUDED_NAMESPACES));
-    let (key, value) = secure_defaults::policy::scan::IGNORE_LABEL;
-    assert_eq!(
-        (exprs[1].0.as_str(), exprs[1].2.as_slice()),
-        (key, s(&[value]).as_slice())
-    );
 
     // Previews: never block a rollout, never mutate, same namespaces and service.
     assert_eq!(previews.name, "workloads.secure-defaults.io");
