@@ -545,3 +545,47 @@ fn certs_defaults_fit_the_manifests() {
         "certs' default --service/--namespace"
     );
 }
+
+/// config/default.yaml says where each baseline field goes (`# Pod level`,
+/// `# Container level`); the README's baseline table says the same, from the
+/// rules. The shipped copy is the same text, comments included.
+#[test]
+fn default_yaml_levels_match_the_readme() {
+    assert_eq!(
+        read("manifests/base/config.yaml"),
+        DEFAULT_YAML,
+        "manifests/base/config.yaml: copy config/default.yaml over"
+    );
+    let mut documented = BTreeMap::new();
+    let mut level = None;
+    for line in DEFAULT_YAML.lines() {
+        let t = line.trim();
+        if t.starts_with("# Pod level") {
+            level = Some("pod");
+        } else if t.starts_with("# Container level") {
+            level = Some("container");
+        } else if let (Some(l), Some(key)) = (level, line.strip_prefix("  ").and_then(|r| r.split_once(':'))) {
+            documented.insert(key.0.trim().to_string(), l);
+        } else if !line.starts_with(' ') && !t.is_empty() && !t.starts_with('#') && !t.starts_with("baseline:") {
+            level = None;
+        }
+    }
+    let readme = read("README.md");
+    let mut compared = 0;
+    for row in readme
+        .lines()
+        .filter(|l| l.starts_with("| pod |") || l.starts_with("| container |"))
+    {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let field = cells[2].trim_matches('`');
+        if let Some(l) = documented.get(field) {
+            assert_eq!(
+                *l, cells[1],
+                "{field}: config/default.yaml says {l}, the README {}",
+                cells[1]
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 9, "{compared} fields compared: {documented:?}");
+}

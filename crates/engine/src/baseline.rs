@@ -12,12 +12,13 @@ use thiserror::Error;
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Baseline {
-    // Pod level: spec.securityContext
+    // Container level (each container, never the pod; see `rules::identity`)
     pub run_as_non_root: bool,
     #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 2147483647)))]
     pub run_as_user: Option<i64>,
     #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 2147483647)))]
     pub run_as_group: Option<i64>,
+    // Pod level: spec.securityContext
     #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 2147483647)))]
     pub fs_group: Option<i64>,
     /// Only added together with `fsGroup`.
