@@ -543,6 +543,9 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
         ..AppState::new(settings.config.clone(), settings.body_timeout)
     };
     state.body_memory = BodyMemory::new(settings.body_memory, state.metrics.large_body_bytes.clone());
+    if let Some(t) = tls::not_after(&resolver.current()) {
+        state.metrics.cert_expiry(t);
+    }
     let state = web::Data::new(state);
 
     let bind = |addr: SocketAddr| TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source });
