@@ -136,6 +136,9 @@ fn examples_are_found() {
     let configs = found.iter().filter(|(_, e)| matches!(e, Example::Config(_))).count();
     // README's Configuration section, docs/namespace-policy.md, config/default.yaml at least.
     assert!(configs >= 3, "{found:?}");
+    // docs/install.md's --client-ca values at least.
+    let values = found.iter().filter(|(_, e)| matches!(e, Example::Values(_))).count();
+    assert!(values >= 1, "{found:?}");
 }
 
 /// Every documented configuration is one the webhook loads.
@@ -285,4 +288,101 @@ fn ignore_label_only_with_allow_opt_out() {
         term,
         &json!({"key": "example.com/exempt", "operator": "NotIn", "values": ["exempt"]})
     );
+}
+
+fn webhook_container(docs: &[Value]) -> &Value {
+    &object(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn args(docs: &[Value]) -> Vec<String> {
+    serde_json::from_value(webhook_container(docs)["args"].clone()).unwrap()
+}
+
+/// The chart's own settings of the webhook pod: extra args, env, volumes
+/// (so `--client-ca` can be used from Helm), and the worker count.
+#[test]
+#[ignore = "needs helm (SD_HELM): hack/check-install.sh runs it"]
+fn pod_toggles_render() {
+    let defaults = rendered(json!({}));
+    let a = args(&defaults);
+    assert!(a.windows(2).any(|w| w == ["--workers", "2"]), "{a:?}");
+    assert!(webhook_container(&defaults).get("env").is_none());
+
+    let docs = rendered(json!({
+        "workers": "",
+        "extraArgs": ["--client-ca", "/client-ca/ca.crt"],
+        "env": [{"name": "SECURE_DEFAULTS_LOG_LEVEL", "value": "debug"}],
+        "extraVolumes": [{"name": "client-ca", "secret": {"secretName": "secure-defaults-client-ca"}}],
+        "extraVolumeMounts": [{"name": "client-ca", "mountPath": "/client-ca", "readOnly": true}],
+    }));
+    let a = args(&docs);
+    assert!(!a.contains(&"--workers".to_string()), "{a:?}");
+    assert_eq!(a[a.len() - 2..], ["--client-ca", "/client-ca/ca.crt"]);
+    let c = webhook_container(&docs);
+    assert_eq!(
+        c["env"],
+        json!([{"name": "SECURE_DEFAULTS_LOG_LEVEL", "value": "debug"}])
+    );
+    assert_eq!(
+        c["volumeMounts"].as_array().unwrap().last().unwrap(),
+        &json!({"name": "client-ca", "mountPath": "/client-ca", "readOnly": true})
+    );
+    let volumes = &object(&docs, "Deployment")["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(
+        volumes.as_array().unwrap().last().unwrap(),
+        &json!({"name": "client-ca", "secret": {"secretName": "secure-defaults-client-ca"}})
+    );
+
+    let err = template(&json!({"workers": 0})).unwrap_err();
+    assert!(err.contains("workers"), "{err}");
+    let err = template(&json!({"extraArgs": "--workers 4"})).unwrap_err();
+    assert!(err.contains("extraArgs"), "{err}");
+}
+
+/// Prometheus Operator: a ServiceMonitor or a PodMonitor on the admin port.
+#[test]
+#[ignore = "needs helm (SD_HELM): hack/check-install.sh runs it"]
+fn monitor_toggles_render() {
+    let defaults = rendered(json!({}));
+    assert!(!has_kind(&defaults, "ServiceMonitor") && !has_kind(&defaults, "PodMonitor"));
+
+    let docs = rendered(
+        json!({"metrics": {"serviceMonitor": {"enabled": true, "interval": "30s", "labels": {"release": "prom"}}}}),
+    );
+    let sm = object(&docs, "ServiceMonitor");
+    assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(sm["metadata"]["labels"]["release"], "prom");
+    assert_eq!(
+        sm["spec"]["endpoints"],
+        json!([{"port": "metrics", "path": "/metrics", "interval": "30s"}])
+    );
+    let service = object(&docs, "Service");
+    assert!(service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "metrics"));
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"],
+        service["metadata"]["labels"]
+            .as_object()
+            .map(|l| json!({
+                "app.kubernetes.io/name": l["app.kubernetes.io/name"],
+                "app.kubernetes.io/instance": l["app.kubernetes.io/instance"],
+            }))
+            .unwrap()
+    );
+    assert!(!has_kind(&docs, "PodMonitor"));
+
+    let docs = rendered(json!({"metrics": {"podMonitor": {"enabled": true}}}));
+    let pm = object(&docs, "PodMonitor");
+    assert_eq!(
+        pm["spec"]["podMetricsEndpoints"],
+        json!([{"port": "admin", "path": "/metrics"}])
+    );
+    assert_eq!(
+        pm["spec"]["selector"]["matchLabels"],
+        object(&docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    assert!(!has_kind(&docs, "ServiceMonitor"));
 }

@@ -206,7 +206,10 @@ fn deployment_mounts_what_the_server_reads() {
             "/config/config.yaml",
             "--log-format",
             "json",
-            "--namespace-policy"
+            "--namespace-policy",
+            // Not one thread per CPU of the node: see docs/install.md.
+            "--workers",
+            "2"
         ]
     );
     let ports: BTreeMap<String, i32> = c
