@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build release run test unit e2e lint fmt golden bench fuzz image clean
+.PHONY: all build release run test unit e2e lint fmt golden schema bench fuzz image clean
 
 all: build
 
@@ -38,6 +38,11 @@ fmt:
 ## golden: regenerate tests/fixtures/mutate/*.{patch,report}.json and *.out.yaml; review the diff.
 golden:
 	UPDATE_GOLDENFILES=1 $(CARGO) test --test golden --test native_policy
+
+## schema: regenerate the `config` part of charts/secure-defaults/values.schema.json
+## from the Rust configuration types; review the diff.
+schema:
+	UPDATE_SCHEMA=1 $(CARGO) test --test chart values_schema_config_is_generated_from_config
 
 bench:
 	bash bench/run.sh

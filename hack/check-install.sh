@@ -10,8 +10,10 @@
 #
 # Offline: helm lint (both certificate modes), helm template (both modes, mode=policy, and
 # the values that must be refused), kubectl kustomize of the base and both
-# overlays, and tests/manifests.rs comparing the Helm renderings with the
-# kustomize overlays object by object (rendered_helm_matches_kustomize).
+# overlays, tests/manifests.rs comparing the Helm renderings with the
+# kustomize overlays object by object (rendered_helm_matches_kustomize), and
+# tests/chart.rs: helm template of every configuration example in the README
+# and docs/, and of each chart toggle.
 #
 # On the control plane (see cluster_checks below): server-side dry-run of every
 # rendering (cert-manager objects excepted: their CRDs are not installed), then
@@ -20,7 +22,8 @@
 # under Pod Security "restricted" and a ResourceQuota admission that limits
 # system-cluster-critical; pods elsewhere are refused while the webhook is
 # unreachable (failurePolicy Fail), admitted with Ignore, admitted in excluded
-# and ignored namespaces, and admitted again once the registration is deleted.
+# namespaces, in namespaces labelled secure-defaults.io/ignore=true only where
+# namespacePolicy.allowOptOut is true, and again once the registration is deleted.
 #
 # No webhook pod runs (there is no kubelet): these checks cover the install,
 # not the webhook's answers, which the e2e suite covers.
@@ -82,7 +85,8 @@ cluster_checks() {
   log "kubectl apply -k overlays/plain: installed, caBundle from certs"
 
   expect_pods "$ns" secure-defaults 2
-  expect_webhook_gates pods.secure-defaults.io "$ns"
+  # The shipped configuration: allowOptOut false, so the ignore label exempts nothing.
+  expect_webhook_gates pods.secure-defaults.io "$ns" refused
 
   # The uninstall order of docs/install.md: registration first.
   "${k[@]}" delete mutatingwebhookconfiguration secure-defaults >/dev/null
@@ -117,10 +121,11 @@ cluster_checks() {
     --webhook-configuration "$full" --out-dir "$r/tls-helm" 2>/dev/null
   "${k[@]}" apply -f "$r/tls-helm/secret.yaml" >/dev/null
   "$helm" install "$rel" "$root/charts/secure-defaults" -n "$hns" --timeout 60s \
-    --set certificates.mode=secret --set-file certificates.caBundle="$r/tls-helm/ca-bundle.pem" >/dev/null
-  log "helm install $rel -n $hns: installed"
+    --set certificates.mode=secret --set-file certificates.caBundle="$r/tls-helm/ca-bundle.pem" \
+    --set config.namespacePolicy.allowOptOut=true >/dev/null
+  log "helm install $rel -n $hns: installed (namespacePolicy.allowOptOut=true)"
   expect_pods "$hns" "$full" 2
-  expect_webhook_gates pods.secure-defaults.io "$hns"
+  expect_webhook_gates pods.secure-defaults.io "$hns" honoured
 
   "$helm" upgrade "$rel" "$root/charts/secure-defaults" -n "$hns" --timeout 60s --reuse-values \
     --set webhook.failurePolicy=Ignore >/dev/null
@@ -177,10 +182,11 @@ expect_pods() {
 
 # With the webhook registered and no webhook pod reachable (failurePolicy Fail):
 # pods in an ordinary namespace are refused, ephemeral containers too; pods in
-# kube-system, in the webhook's namespace $2 and in a namespace labelled
-# secure-defaults.io/ignore=true are admitted.
+# kube-system and in the webhook's namespace $2 are admitted. $3: whether the
+# label secure-defaults.io/ignore=true takes a namespace out ("honoured", with
+# namespacePolicy.allowOptOut) or not ("refused", the default).
 expect_webhook_gates() {
-  local hook=$1 own_ns=$2 out
+  local hook=$1 own_ns=$2 ignore_label=$3 out
   out=$(run_pod default) && fail "a pod in default was admitted with the webhook down: $out"
   [[ $out == *"failed calling webhook \"$hook\""* ]] || fail "unexpected refusal: $out"
   out=$(run_pod kube-system) || fail "a pod in kube-system was refused: $out"
@@ -190,14 +196,19 @@ expect_webhook_gates() {
   kubectl create namespace "$ign" >/dev/null
   kubectl label namespace "$ign" secure-defaults.io/ignore=true >/dev/null
   wait_default_sa "$ign"
-  out=$(run_pod "$ign") || fail "a pod in a namespace labelled secure-defaults.io/ignore=true was refused: $out"
-  # An ephemeral container (pods/ephemeralcontainers UPDATE) once the namespace
-  # is no longer ignored: the pod exists (created while ignored), the update is gated.
-  kubectl -n "$ign" run target --image=registry.k8s.io/pause:3.10 --restart=Never >/dev/null
-  kubectl label namespace "$ign" secure-defaults.io/ignore- >/dev/null
-  out=$(kubectl --request-timeout=20s -n "$ign" debug target --image=busybox -c debugger --attach=false 2>&1) &&
-    fail "an ephemeral container was admitted with the webhook down: $out"
-  [[ $out == *"failed calling webhook \"$hook\""* ]] || fail "unexpected refusal of the ephemeral container: $out"
+  if [[ $ignore_label == refused ]]; then
+    out=$(run_pod "$ign") && fail "a pod in a namespace labelled secure-defaults.io/ignore=true was admitted (allowOptOut is false): $out"
+    [[ $out == *"failed calling webhook \"$hook\""* ]] || fail "unexpected refusal in the labelled namespace: $out"
+  else
+    out=$(run_pod "$ign") || fail "a pod in a namespace labelled secure-defaults.io/ignore=true was refused: $out"
+    # An ephemeral container (pods/ephemeralcontainers UPDATE) once the namespace
+    # is no longer ignored: the pod exists (created while ignored), the update is gated.
+    kubectl -n "$ign" run target --image=registry.k8s.io/pause:3.10 --restart=Never >/dev/null
+    kubectl label namespace "$ign" secure-defaults.io/ignore- >/dev/null
+    out=$(kubectl --request-timeout=20s -n "$ign" debug target --image=busybox -c debugger --attach=false 2>&1) &&
+      fail "an ephemeral container was admitted with the webhook down: $out"
+    [[ $out == *"failed calling webhook \"$hook\""* ]] || fail "unexpected refusal of the ephemeral container: $out"
+  fi
   # A system-cluster-critical pod where no quota covers it: the API server of
   # this check limits that priority class (as GKE does), so the quota is needed.
   out=$(run_pod kube-node-lease --overrides='{"spec":{"priorityClassName":"system-cluster-critical"}}') &&
@@ -208,8 +219,8 @@ expect_webhook_gates() {
   out=$(kubectl --request-timeout=20s -n default create deployment sd-preview \
     --image=registry.k8s.io/pause:3.10 --dry-run=server 2>&1) ||
     fail "a Deployment was refused while the webhook is down (previews must not block): $out"
-  log "webhook $hook (Fail, unreachable): default and ephemeral containers refused;" \
-    "kube-system, $own_ns, ignored namespaces and Deployments (previews) admitted"
+  log "webhook $hook (Fail, unreachable): default refused (ephemeral containers too where tested);" \
+    "kube-system, $own_ns and Deployments (previews) admitted; ignore label $ignore_label"
 }
 
 if [[ ${1:-} == --cluster ]]; then
@@ -302,6 +313,11 @@ log "kubectl kustomize: base, overlays/plain, overlays/cert-manager, overlays/na
 (cd "$root" && SD_RENDERED_DIR=$r cargo test --locked --quiet --test manifests -- --include-ignored) ||
   fail "tests/manifests.rs (Helm vs kustomize)"
 log "tests/manifests.rs: Helm renderings equal the kustomize overlays"
+
+# The values schema against every documented configuration, and each chart toggle.
+(cd "$root" && SD_HELM=$helm cargo test --locked --quiet --test chart -- --include-ignored) ||
+  fail "tests/chart.rs (helm template of the documented examples and the chart's toggles)"
+log "tests/chart.rs: documented configurations and chart toggles render"
 
 # hadolint comes from PyPI (hack/tools/hadolint.sh); where it cannot be
 # installed the Dockerfile is not linted, and that is said.

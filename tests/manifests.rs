@@ -127,29 +127,21 @@ fn webhook_registration_matches_what_the_server_handles() {
         .iter()
         .map(|e| (e.key.clone(), e.operator.clone(), e.values.clone().unwrap_or_default()))
         .collect();
+    // No ignore-label term: the shipped configuration does not let namespaces
+    // opt out (namespacePolicy.allowOptOut), and a label anyone who may edit a
+    // namespace can set would exempt it all the same.
+    assert!(!Config::default().namespace_policy.allow_opt_out);
     assert_eq!(
         exprs,
-        [
-            (
-                "kubernetes.io/metadata.name".to_string(),
-                "NotIn".to_string(),
-                s(&["kube-system", "kube-node-lease", "kube-public", "secure-defaults"])
-            ),
-            (
-                "secure-defaults.io/ignore".to_string(),
-                "NotIn".to_string(),
-                s(&["true"])
-            ),
-        ]
+        [(
+            "kubernetes.io/metadata.name".to_string(),
+            "NotIn".to_string(),
+            s(&["kube-system", "kube-node-lease", "kube-public", "secure-defaults"])
+        )]
     );
 
     // `secure-defaults scan` treats the same namespaces as never sent.
     assert_eq!(exprs[0].2, s(&secure_defaults::policy::scan::EXCLUDED_NAMESPACES));
-    let (key, value) = secure_defaults::policy::scan::IGNORE_LABEL;
-    assert_eq!(
-        (exprs[1].0.as_str(), exprs[1].2.as_slice()),
-        (key, s(&[value]).as_slice())
-    );
 
     // Previews: never block a rollout, never mutate, same namespaces and service.
     assert_eq!(previews.name, "workloads.secure-defaults.io");
@@ -214,7 +206,10 @@ fn deployment_mounts_what_the_server_reads() {
             "/config/config.yaml",
             "--log-format",
             "json",
-            "--namespace-policy"
+            "--namespace-policy",
+            // Not one thread per CPU of the node: see docs/install.md.
+            "--workers",
+            "2"
         ]
     );
     let ports: BTreeMap<String, i32> = c
@@ -555,4 +550,48 @@ fn certs_defaults_fit_the_manifests() {
         ("secure-defaults", "secure-defaults"),
         "certs' default --service/--namespace"
     );
+}
+
+/// config/default.yaml says where each baseline field goes (`# Pod level`,
+/// `# Container level`); the README's baseline table says the same, from the
+/// rules. The shipped copy is the same text, comments included.
+#[test]
+fn default_yaml_levels_match_the_readme() {
+    assert_eq!(
+        read("manifests/base/config.yaml"),
+        DEFAULT_YAML,
+        "manifests/base/config.yaml: copy config/default.yaml over"
+    );
+    let mut documented = BTreeMap::new();
+    let mut level = None;
+    for line in DEFAULT_YAML.lines() {
+        let t = line.trim();
+        if t.starts_with("# Pod level") {
+            level = Some("pod");
+        } else if t.starts_with("# Container level") {
+            level = Some("container");
+        } else if let (Some(l), Some(key)) = (level, line.strip_prefix("  ").and_then(|r| r.split_once(':'))) {
+            documented.insert(key.0.trim().to_string(), l);
+        } else if !line.starts_with(' ') && !t.is_empty() && !t.starts_with('#') && !t.starts_with("baseline:") {
+            level = None;
+        }
+    }
+    let readme = read("README.md");
+    let mut compared = 0;
+    for row in readme
+        .lines()
+        .filter(|l| l.starts_with("| pod |") || l.starts_with("| container |"))
+    {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let field = cells[2].trim_matches('`');
+        if let Some(l) = documented.get(field) {
+            assert_eq!(
+                *l, cells[1],
+                "{field}: config/default.yaml says {l}, the README {}",
+                cells[1]
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 9, "{compared} fields compared: {documented:?}");
 }

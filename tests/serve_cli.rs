@@ -19,7 +19,8 @@ struct Served {
 
 impl Served {
     fn spawn(dir: &std::path::Path) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_secure-defaults"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_secure-defaults"));
+        command
             .args([
                 "serve",
                 "--self-signed",
@@ -34,7 +35,12 @@ impl Served {
             .env("SECURE_DEFAULTS_SHUTDOWN_DELAY", "1s")
             .env("SECURE_DEFAULTS_SHUTDOWN_TIMEOUT", "3s")
             .env("SECURE_DEFAULTS_WORKERS", "1")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        Served::start(command)
+    }
+
+    fn start(mut command: Command) -> Served {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -167,6 +173,49 @@ async fn serves_logs_one_json_line_per_review_and_stops_on_sigterm() {
     for secret in ["nginx:1.27", "kube-api-access", "PRIVATE KEY"] {
         assert!(!everything.contains(secret), "{secret} in the output:\n{everything}");
     }
+}
+
+/// An installed binary run anywhere: the dev CA goes to the user's cache
+/// directory, and nothing is created in the working directory.
+#[test]
+fn self_signed_ca_goes_to_the_cache_directory_not_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, work) = (dir.path().join("home"), dir.path().join("work"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_secure-defaults"));
+    command
+        .args([
+            "serve",
+            "--self-signed",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("SECURE_DEFAULTS_CA_OUT")
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", &home)
+        .env("SECURE_DEFAULTS_LOG_FORMAT", "json")
+        .env("SECURE_DEFAULTS_WORKERS", "1")
+        .current_dir(&work);
+    let mut served = Served::start(command);
+    served.log("serving");
+    let ca = home.join(".cache/secure-defaults/dev-ca.pem");
+    let pem = std::fs::read_to_string(&ca).unwrap_or_else(|e| panic!("{}: {e}", ca.display()));
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let created: Vec<_> = std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(created.is_empty(), "serve created {created:?} in its working directory");
+    // The banner names the file curl needs.
+    served.drain();
+    assert!(
+        served
+            .seen
+            .iter()
+            .any(|l| l.contains(&format!("--cacert {}", ca.display()))),
+        "{}",
+        served.seen.join("\n")
+    );
 }
 
 #[test]

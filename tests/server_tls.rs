@@ -553,3 +553,49 @@ async fn graceful_shutdown_serves_through_the_delay_and_finishes_requests_in_fli
         .await
         .is_err());
 }
+
+/// A serving certificate (self-signed) that expires at midnight UTC of this day.
+fn expiring(year: i32, month: u8, day: u8) -> (PemPair, i64) {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(year, month, day);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let date = time::Date::from_calendar_date(year, time::Month::try_from(month).unwrap(), day).unwrap();
+    let pair = PemPair {
+        cert: cert.pem().into_bytes(),
+        key: key.serialize_pem().into_bytes(),
+    };
+    (pair, date.midnight().assume_utc().unix_timestamp())
+}
+
+/// `secure_defaults_certificate_expiry_timestamp_seconds`: the serving
+/// certificate's notAfter, at start-up and after each reload, so an alert
+/// can fire before a certificate that stopped renewing expires.
+#[actix_web::test]
+async fn certificate_expiry_is_a_metric_updated_on_reload() {
+    let (first, first_expiry) = expiring(2031, 1, 2);
+    let (second, second_expiry) = expiring(2032, 3, 4);
+    let mut volume = SecretVolume::new(&first);
+    let mut settings = settings(volume.source());
+    settings.cert_reload_interval = Duration::from_millis(100);
+    let running = server::start(settings).await.expect("server starts");
+    let admin = running.admin_addr();
+    let line = |t: i64| format!("\nsecure_defaults_certificate_expiry_timestamp_seconds {t}\n");
+
+    let (_, metrics) = admin_get(admin, "/metrics").await;
+    assert!(metrics.contains(&line(first_expiry)), "{metrics}");
+
+    volume.swap(&second);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, metrics) = admin_get(admin, "/metrics").await;
+        if metrics.contains(&line(second_expiry)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expiry not updated after the reload: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -146,7 +146,9 @@ pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
             match request("uid") {
                 Some(uid) if !uid.is_empty() => Ok(Parsed::Unreadable(Unreadable {
                     uid: uid.to_string(),
-                    reason: e.to_string(),
+                    // The decoder's position is in the AdmissionReview's
+                    // body, which the pod's author never saw.
+                    reason: without_position(&e),
                     operation: value
                         .pointer("/request/operation")
                         .and_then(|op| Operation::deserialize(op).ok())
@@ -469,6 +471,49 @@ pub struct Problem {
     /// One of [`problem`]'s kinds.
     pub kind: &'static str,
     pub reason: String,
+    /// The reason quotes the pod: a decoder's message, which names the
+    /// values it could not read (`invalid type: string "..."`). Logs keep
+    /// such a reason without the quoted values; every other reason is ours
+    /// and logged as it is.
+    pub quotes_pod: bool,
+}
+
+impl Problem {
+    /// The reason as logs may keep it.
+    pub fn loggable(&self) -> std::borrow::Cow<'_, str> {
+        if self.quotes_pod {
+            redact(&self.reason).into()
+        } else {
+            self.reason.as_str().into()
+        }
+    }
+}
+
+/// A decoder's message without the values it quotes (between `"` or
+/// backticks, as serde writes them): what a log may keep of a message about
+/// the pod.
+pub fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            None if c == '"' || c == '`' => {
+                out.push(c);
+                out.push_str("...");
+                open = Some(c);
+            }
+            None => out.push(c),
+            Some(q) if c == q => {
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(q) = open {
+        out.push(q);
+    }
+    out
 }
 
 /// Kinds of [`Problem`] (the `kind` label of `secure_defaults_errors_total`).
@@ -648,6 +693,7 @@ fn harden(req: &Request, change: PodChange, config: &Config) -> Result<Option<Ha
     let invalid = |reason: String| Problem {
         kind: problem::INVALID_OBJECT,
         reason,
+        quotes_pod: false,
     };
     let object = req
         .object
@@ -657,10 +703,10 @@ fn harden(req: &Request, change: PodChange, config: &Config) -> Result<Option<Ha
         Some(Ok(spec)) => spec,
         None => return Err(invalid("the Pod has no spec".into())),
         Some(Err(e)) => {
-            return Err(invalid(format!(
-                "the Pod's spec cannot be read: {}",
-                without_position(&e)
-            )))
+            return Err(Problem {
+                quotes_pod: true,
+                ..invalid(format!("the Pod's spec cannot be read: {}", without_position(&e)))
+            })
         }
     };
     let scope = match change {
@@ -692,6 +738,7 @@ fn harden(req: &Request, change: PodChange, config: &Config) -> Result<Option<Ha
     let hardening = engine::harden(&object.metadata, &spec, &scope, policy).map_err(|e| Problem {
         kind: problem::ENGINE,
         reason: e.to_string(),
+        quotes_pod: false,
     })?;
     Ok(Some(Hardened { scope, hardening }))
 }
@@ -871,6 +918,7 @@ fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardene
                     outcome.problem = Some(Problem {
                         kind: problem::PATCH,
                         reason: reason.clone(),
+                        quotes_pod: false,
                     });
                     return finish_unreadable(base, outcome, config, &reason);
                 }
@@ -909,6 +957,7 @@ fn finish_unreadable(mut response: AdmissionResponse, outcome: Outcome, config: 
             Some(Problem {
                 kind: problem::INVALID_OBJECT,
                 reason: reason.to_string(),
+                quotes_pod: true,
             })
         }),
         ..outcome
@@ -996,6 +1045,7 @@ pub fn is_valid_annotation_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     #[test]
     fn audit_annotation_keys_are_valid_qualified_names() {
@@ -1190,12 +1240,47 @@ mod tests {
             panic!("an unreadable request")
         };
         assert_eq!((uid.as_str(), operation), ("u", "CREATE"));
-        assert!(
-            reason.starts_with(
-                "the Pod's spec cannot be read: invalid type: string \"not a list\", expected a sequence at line"
-            ),
-            "{reason}"
+        // No position: it would be one in the AdmissionReview's body.
+        assert_eq!(
+            reason,
+            "the Pod's spec cannot be read: invalid type: string \"not a list\", expected a sequence"
         );
+    }
+
+    #[rstest]
+    #[case::string(
+        r#"invalid type: string "hunter2", expected a sequence"#,
+        r#"invalid type: string "...", expected a sequence"#
+    )]
+    #[case::variant(
+        "unknown variant `Hunter2`, expected `Always`",
+        "unknown variant `...`, expected `...`"
+    )]
+    #[case::unterminated(r#"open "quote"#, r#"open "...""#)]
+    #[case::nothing_quoted("the Pod has no spec", "the Pod has no spec")]
+    fn redact_removes_quoted_values(#[case] message: &str, #[case] logged: &str) {
+        assert_eq!(redact(message), logged);
+    }
+
+    /// Logs redact what came from the pod, and keep what is ours.
+    #[test]
+    fn problems_are_logged_redacted_only_where_they_quote_the_pod() {
+        let reason = r#"the Pod's spec cannot be read: invalid type: string "hunter2", expected a sequence"#;
+        let decoding = Problem {
+            kind: problem::INVALID_OBJECT,
+            reason: reason.into(),
+            quotes_pod: true,
+        };
+        assert_eq!(
+            decoding.loggable(),
+            r#"the Pod's spec cannot be read: invalid type: string "...", expected a sequence"#
+        );
+        let ours = Problem {
+            kind: problem::PATCH,
+            reason: r#"cannot serialize the patch: key "a""#.into(),
+            quotes_pod: false,
+        };
+        assert_eq!(ours.loggable(), ours.reason);
     }
 
     #[test]

@@ -50,14 +50,11 @@ pub struct ServeArgs {
     /// a CA made at start-up; the CA is written to --ca-out.
     #[arg(long, env = "SECURE_DEFAULTS_SELF_SIGNED")]
     pub self_signed: bool,
-    /// Where --self-signed writes the CA certificate for clients (curl --cacert).
-    #[arg(
-        long,
-        env = "SECURE_DEFAULTS_CA_OUT",
-        value_name = "FILE",
-        default_value = "target/dev-ca.pem"
-    )]
-    pub ca_out: PathBuf,
+    /// Where --self-signed writes the CA certificate for clients (curl
+    /// --cacert). Default: $XDG_CACHE_HOME/secure-defaults/dev-ca.pem, else
+    /// ~/.cache/secure-defaults/dev-ca.pem (never the working directory).
+    #[arg(long, env = "SECURE_DEFAULTS_CA_OUT", value_name = "FILE")]
+    pub ca_out: Option<PathBuf>,
     /// Configuration file; the embedded default when omitted.
     #[arg(long, env = "SECURE_DEFAULTS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -117,12 +114,18 @@ pub fn run(args: &ServeArgs) -> Result<()> {
 pub fn run_with(args: &ServeArgs, reviewer: Reviewer) -> Result<()> {
     init_logging(args.log_format, &args.log_level)?;
     let config = Config::load_or_default(args.config.as_deref())?;
+    let mut ca_path = None;
     let cert = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => CertSource::Files {
             cert: cert.clone(),
             key: key.clone(),
         },
-        _ => CertSource::Pem(self_signed(&args.ca_out)?),
+        _ => {
+            let path = ca_out(args.ca_out.as_deref())?;
+            let pem = self_signed(&path)?;
+            ca_path = Some(path);
+            CertSource::Pem(pem)
+        }
     };
     let defaults = Settings::new(cert, config);
     let settings = Settings {
@@ -149,8 +152,8 @@ pub fn run_with(args: &ServeArgs, reviewer: Reviewer) -> Result<()> {
             settings.namespaces = Some(NamespaceCache::start(client, args.namespace_sync_timeout));
         }
         let mut running = server::start(settings).await?;
-        if args.self_signed {
-            print_try_it(running.addr(), running.admin_addr(), &args.ca_out);
+        if let Some(ca) = &ca_path {
+            print_try_it(running.addr(), running.admin_addr(), ca);
         }
         tokio::select! {
             signal = stop_signal() => {
@@ -181,6 +184,19 @@ async fn stop_signal() -> Result<&'static str> {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     })
+}
+
+/// --ca-out, else the user's cache directory: an installed binary must not
+/// create files wherever it happens to run.
+fn ca_out(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = flag {
+        return Ok(path.to_path_buf());
+    }
+    let env_dir = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let cache = env_dir("XDG_CACHE_HOME")
+        .or_else(|| env_dir("HOME").map(|home| home.join(".cache")))
+        .context("--self-signed: neither XDG_CACHE_HOME nor HOME is set; pass --ca-out FILE")?;
+    Ok(cache.join("secure-defaults").join("dev-ca.pem"))
 }
 
 fn self_signed(ca_out: &Path) -> Result<PemPair> {

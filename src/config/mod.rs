@@ -3,6 +3,7 @@
 //! start-up (and on reload).
 
 pub mod namespace;
+pub mod schema;
 
 use crate::engine::baseline::BaselineError;
 use crate::engine::{Baseline, Check};
@@ -14,7 +15,7 @@ use thiserror::Error;
 /// The embedded default, also shipped as `config/default.yaml`.
 pub const DEFAULT_YAML: &str = include_str!("../../config/default.yaml");
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Config {
     pub mode: Mode,
@@ -39,7 +40,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Mode {
     /// Patch pods.

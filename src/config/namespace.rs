@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What the operator lets namespaces change (`namespacePolicy` in the configuration).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Controls {
     /// Honour weakening: mode `audit` or `off` under an enforcing

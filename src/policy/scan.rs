@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 
 /// Namespaces the shipped MutatingWebhookConfiguration never sends to the
 /// webhook (tests/manifests.rs keeps the two lists equal), and the label that
-/// leaves any namespace out.
+/// leaves a namespace out where `namespacePolicy.allowOptOut` is true (the
+/// chart adds its selector term only then).
 pub const EXCLUDED_NAMESPACES: [&str; 4] = ["kube-system", "kube-node-lease", "kube-public", "secure-defaults"];
 pub const IGNORE_LABEL: (&str, &str) = ("secure-defaults.io/ignore", "true");
 
@@ -157,7 +158,9 @@ impl<'a> Scanner<'a> {
         };
         let excluded = if EXCLUDED_NAMESPACES.contains(&ns.name.as_str()) {
             Some("never sent to the webhook (the shipped namespaceSelector)".to_string())
-        } else if ns.labels.get(IGNORE_LABEL.0).map(String::as_str) == Some(IGNORE_LABEL.1) {
+        } else if self.config.namespace_policy.allow_opt_out
+            && ns.labels.get(IGNORE_LABEL.0).map(String::as_str) == Some(IGNORE_LABEL.1)
+        {
             Some(format!("labelled {}={}", IGNORE_LABEL.0, IGNORE_LABEL.1))
         } else if eff.1 {
             Some(format!("{}=off", namespace_policy::MODE))
@@ -419,7 +422,8 @@ mod tests {
 
     #[test]
     fn excluded_and_ignored_namespaces_get_nothing_added() {
-        let config = Config::default();
+        let mut config = Config::default();
+        config.namespace_policy.allow_opt_out = true;
         let mut s = Scanner::new(&config, true);
         s.namespace(&ns("kube-system", &[]));
         s.namespace(&ns("opted-out", &[IGNORE_LABEL]));
@@ -433,6 +437,21 @@ mod tests {
             let a = n.workloads[0].assessment.as_ref().unwrap();
             assert!(a.added.is_empty());
         }
+    }
+
+    /// The ignore label is a namespace opting out: without allowOptOut the
+    /// shipped registration has no term for it, so it exempts nothing.
+    #[test]
+    fn the_ignore_label_exempts_only_with_allow_opt_out() {
+        let config = Config::default();
+        let mut s = Scanner::new(&config, true);
+        s.namespace(&ns("opted-out", &[IGNORE_LABEL]));
+        s.object(&deployment("opted-out", "web", json!(null)));
+        let report = s.finish();
+        let n = &report.namespaces[0];
+        assert_eq!(n.mode, "enforce");
+        assert_eq!(n.excluded, None);
+        assert!(!n.workloads[0].assessment.as_ref().unwrap().added.is_empty());
     }
 
     #[test]

@@ -97,6 +97,7 @@ pub struct Metrics {
     remaining: Family<CheckLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     cert_reloads: Family<ReloadLabels, Counter>,
+    cert_expiry: Gauge,
     /// Bytes of the large-body budget reserved now (`server::body_memory`).
     pub large_body_bytes: Gauge,
     /// Large bodies that had to wait for the budget.
@@ -126,6 +127,7 @@ impl Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let cert_reloads = Family::<ReloadLabels, Counter>::default();
         let large_body_bytes = Gauge::default();
+        let cert_expiry = Gauge::default();
         let large_body_waits = Counter::default();
         registry.register(
             "admission_requests",
@@ -163,6 +165,11 @@ impl Metrics {
             cert_reloads.clone(),
         );
         registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When the serving certificate in use expires (its notAfter), in Unix seconds",
+            cert_expiry.clone(),
+        );
+        registry.register(
             "large_body_bytes",
             "Bytes of the large-body memory budget reserved by bodies being read or reviewed",
             large_body_bytes.clone(),
@@ -188,6 +195,7 @@ impl Metrics {
             remaining,
             errors,
             cert_reloads,
+            cert_expiry,
             large_body_bytes,
             large_body_waits,
         }
@@ -249,6 +257,11 @@ impl Metrics {
     pub fn cert_reload(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
         self.cert_reloads.get_or_create(&ReloadLabels { result }).inc();
+    }
+
+    /// The serving certificate now in use expires at `not_after` (Unix seconds).
+    pub fn cert_expiry(&self, not_after: i64) {
+        self.cert_expiry.set(not_after);
     }
 
     /// The OpenMetrics text exposition.

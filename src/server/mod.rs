@@ -24,7 +24,7 @@ pub mod duration;
 pub mod metrics;
 pub mod tls;
 
-use crate::admission::{self, BodyError, Outcome, Parsed, Reviewed};
+use crate::admission::{self, redact, BodyError, Outcome, Parsed, Reviewed};
 use crate::cluster::namespaces::NamespaceCache;
 use crate::config::Config;
 use actix_http::error::DispatchError;
@@ -219,6 +219,9 @@ struct Refusal {
     status: StatusCode,
     kind: &'static str,
     message: String,
+    /// The message quotes the body (a decoder's message): logged without
+    /// the quoted values. Other messages are ours, logged as they are.
+    quotes_body: bool,
     /// Close the connection: the rest of the body was not read.
     close: bool,
 }
@@ -229,12 +232,21 @@ impl Refusal {
             status,
             kind,
             message: message.into(),
+            quotes_body: false,
             close: false,
         }
     }
 
     fn closing(self) -> Refusal {
         Refusal { close: true, ..self }
+    }
+
+    fn loggable(&self) -> std::borrow::Cow<'_, str> {
+        if self.quotes_body {
+            redact(&self.message).into()
+        } else {
+            self.message.as_str().into()
+        }
     }
 }
 
@@ -262,7 +274,11 @@ fn body_error(e: BodyError) -> Refusal {
         BodyError::Empty => error_kind::EMPTY_BODY,
         _ => error_kind::BAD_REQUEST,
     };
-    Refusal::new(StatusCode::BAD_REQUEST, kind, e.to_string())
+    let quotes_body = matches!(e, BodyError::NotJson(_) | BodyError::NotAReview(_));
+    Refusal {
+        quotes_body,
+        ..Refusal::new(StatusCode::BAD_REQUEST, kind, e.to_string())
+    }
 }
 
 /// The API server's `?timeout=10s`, if any.
@@ -403,7 +419,7 @@ fn refuse(state: &AppState, started: Instant, refusal: Refusal, payload: web::Pa
     tracing::warn!(
         status = refusal.status.as_u16(),
         kind = refusal.kind,
-        reason = %redact(&refusal.message),
+        reason = %refusal.loggable(),
         duration_ms = millis(elapsed),
         "request refused"
     );
@@ -445,7 +461,7 @@ fn log_review(o: &Outcome, elapsed: Duration) {
     let mode = o.mode.as_str();
     let outcome = o.decision.as_str();
     let (problem, reason) = match &o.problem {
-        Some(p) => (p.kind, redact(&p.reason)),
+        Some(p) => (p.kind, p.loggable().into_owned()),
         None => ("", String::new()),
     };
     if o.problem.is_some() {
@@ -459,30 +475,6 @@ fn log_review(o: &Outcome, elapsed: Duration) {
 
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// Quoted strings in parser messages can be values from the object (an env
-/// value of the wrong type): logs keep the message but not the value.
-fn redact(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
-    for c in message.chars() {
-        if c == '"' {
-            if !quoted {
-                out.push_str("\"...");
-            }
-            quoted = !quoted;
-            if !quoted {
-                out.push('"');
-            }
-        } else if !quoted {
-            out.push(c);
-        }
-    }
-    if quoted {
-        out.push('"');
-    }
-    out
 }
 
 fn cut(s: &str, max: usize) -> &str {
@@ -551,6 +543,9 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
         ..AppState::new(settings.config.clone(), settings.body_timeout)
     };
     state.body_memory = BodyMemory::new(settings.body_memory, state.metrics.large_body_bytes.clone());
+    if let Some(t) = tls::not_after(&resolver.current()) {
+        state.metrics.cert_expiry(t);
+    }
     let state = web::Data::new(state);
 
     let bind = |addr: SocketAddr| TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source });
@@ -752,12 +747,24 @@ mod tests {
         assert_eq!(api_server_timeout(""), None);
     }
 
+    /// Only a decoder's message quotes the body; everything else is ours and
+    /// logged whole.
     #[test]
-    fn redact_removes_quoted_values() {
+    fn refusals_are_logged_redacted_only_where_they_quote_the_body() {
+        let version = body_error(BodyError::Version {
+            field: "apiVersion",
+            found: "admission.k8s.io/v1beta1".into(),
+        });
         assert_eq!(
-            redact(r#"invalid type: string "hunter2", expected a sequence"#),
-            r#"invalid type: string "...", expected a sequence"#
+            version.loggable(),
+            "unsupported apiVersion \"admission.k8s.io/v1beta1\": this webhook speaks admission.k8s.io/v1 AdmissionReview (admissionReviewVersions: [v1])"
         );
-        assert_eq!(redact(r#"open "quote"#), r#"open "...""#);
+        let shape = body_error(BodyError::NotAReview(
+            r#"invalid type: string "hunter2", expected a sequence at line 1 column 9"#.into(),
+        ));
+        assert_eq!(
+            shape.loggable(),
+            r#"body is not an AdmissionReview: invalid type: string "...", expected a sequence at line 1 column 9"#
+        );
     }
 }

@@ -97,6 +97,14 @@ pub fn certified_key(pair: &PemPair, what: &str, provider: &CryptoProvider) -> R
     })
 }
 
+/// When the leaf certificate of `key` expires (its notAfter, Unix seconds);
+/// `None` if rustls accepted a certificate x509-parser cannot read.
+pub fn not_after(key: &CertifiedKey) -> Option<i64> {
+    let leaf = key.cert.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// Serves whatever certificate is current; `swap` replaces it for new handshakes.
 #[derive(Debug)]
 pub struct CertResolver {
@@ -203,6 +211,9 @@ impl FileReloader {
                 Ok(false) => {}
                 Ok(true) => {
                     metrics.cert_reload(true);
+                    if let Some(t) = not_after(&self.resolver.current()) {
+                        metrics.cert_expiry(t);
+                    }
                     tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
                 }
                 Err(e) => {

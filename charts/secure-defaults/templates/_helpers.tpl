@@ -31,6 +31,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the configuration lets namespaces opt out
+(namespacePolicy.allowOptOut), read from `config` or `configYaml` alike: only
+then does the ignore label take a namespace out of the webhook. */}}
+{{- define "secure-defaults.allowOptOut" -}}
+{{- $config := include "secure-defaults.configYaml" . | fromYaml | default dict -}}
+{{- $policy := get $config "namespacePolicy" | default dict -}}
+{{- if eq (toString (get $policy "allowOptOut")) "true" }}true{{ end -}}
+{{- end -}}
+
 {{/* The webhook's service DNS names, as the API server and the certificate use them. */}}
 {{- define "secure-defaults.dnsNames" -}}
 - {{ include "secure-defaults.fullname" . }}.{{ .Release.Namespace }}.svc

@@ -9,20 +9,27 @@ use thiserror::Error;
 /// A value set to `None` (`null` in YAML) or `false` for the switches is
 /// never added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Baseline {
-    // Pod level: spec.securityContext
+    // Container level (each container, never the pod; see `rules::identity`)
     pub run_as_non_root: bool,
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 2147483647)))]
     pub run_as_user: Option<i64>,
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 2147483647)))]
     pub run_as_group: Option<i64>,
+    // Pod level: spec.securityContext
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 2147483647)))]
     pub fs_group: Option<i64>,
     /// Only added together with `fsGroup`.
     pub fs_group_change_policy: Option<FsGroupChangePolicy>,
     /// Only added when non-empty.
+    #[cfg_attr(feature = "schema", schemars(inner(range(min = 1, max = 2147483647))))]
     pub supplemental_groups: Vec<i64>,
     pub seccomp_profile: Option<ProfileType>,
     // Container level: containers, initContainers, ephemeralContainers
     /// `false` adds `allowPrivilegeEscalation: false`; `null` leaves it alone.
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = [false, null])))]
     pub allow_privilege_escalation: Option<bool>,
     pub drop_all_capabilities: bool,
     pub read_only_root_filesystem: bool,
@@ -50,6 +57,7 @@ impl Default for Baseline {
 /// The only profile type a webhook can choose for every node: the one the
 /// container runtime ships. `Localhost` profiles must exist on each node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ProfileType {
     RuntimeDefault,
 }
@@ -63,6 +71,7 @@ impl ProfileType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum FsGroupChangePolicy {
     OnRootMismatch,
     Always,

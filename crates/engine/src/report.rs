@@ -178,6 +178,7 @@ impl Untouched {
 
 /// A Pod Security `restricted` check, named as in Pod Security Admission where possible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Check {
     HostProcess,
