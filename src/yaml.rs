@@ -674,6 +674,16 @@ mod tests {
         json!({"base": {"a": 1, "b": 1}, "over": {"b": 2, "c": 2}, "m": {"b": 0, "d": 0, "c": 2, "a": 1}})
     )]
     #[case::quoted_merge_key_is_a_key("{'<<': 1}", json!({"<<": 1}))]
+    // go-yaml v2 does not look at indentation inside flow collections, and
+    // helm charts rely on it: a closing bracket at the key's column, items
+    // at or left of the block's indentation, quoted lines continued at any column.
+    #[case::flow_sequence_closed_at_the_keys_column(
+        "spec:\n  containers:\n    - name: c\n      command: [\n        \"/bin/sh\",\n        \"-c\"\n      ]\n",
+        json!({"spec": {"containers": [{"name": "c", "command": ["/bin/sh", "-c"]}]}})
+    )]
+    #[case::flow_items_left_of_the_block("a:\n  b: [\nx,\n  {k:\n1}, 'q',\ny z\n]\n  c: 1\n", json!({"a": {"b": ["x", {"k": 1}, "q", "y z"], "c": 1}}))]
+    #[case::flow_mapping_closed_at_column_0("a:\n  b: {\n  k: v\n}\n", json!({"a": {"b": {"k": "v"}}}))]
+    #[case::quoted_continued_left_of_the_block("a:\n  b: \"x\ny\"\n  c: 'p\n q'\n", json!({"a": {"b": "x y", "c": "p q"}}))]
     fn reads_as_kubectl(#[case] text: &str, #[case] expected: Value) {
         assert_eq!(read(text), expected);
     }
@@ -701,6 +711,12 @@ mod tests {
             bomb += &format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n");
         }
         assert!(documents(&bomb).unwrap_err().reason.contains("too many values"));
+    }
+
+    #[test]
+    fn json_is_read_as_yaml_and_may_be_followed_by_yaml() {
+        let docs = documents("{\"a\": [1, 2.5, \"x\", null, true], \"b\":{}}\n---\nc: on\n").unwrap();
+        assert_eq!(docs, [json!({"a": [1, 2.5, "x", null, true], "b": {}}), json!({"c": true})]);
     }
 
     #[test]
