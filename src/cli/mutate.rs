@@ -58,6 +58,13 @@ pub struct Document {
 }
 
 pub fn run(args: &MutateArgs) -> Result<()> {
+    // On a thread of its own: the binary's allocator (mimalloc for small
+    // blocks) did not reuse the blocks freed on the main thread, and a
+    // 20,000-document stream peaked at 240 MiB there, 36 MiB here (BENCHMARKS.md).
+    std::thread::scope(|s| s.spawn(|| run_here(args)).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+fn run_here(args: &MutateArgs) -> Result<()> {
     let config = Config::load_or_default(args.config.as_deref())?;
     let policy = Policy {
         baseline: &config.baseline,
