@@ -64,7 +64,7 @@ fn newline_at(column: usize) -> String {
 /// A value written in flow style: scalars, quoted strings and nested flow
 /// collections, each part on the same line or on a new line at any column.
 fn flow() -> impl Strategy<Value = String> {
-    let sep = prop_oneof![Just(" ".to_string()), (0usize..8).prop_map(|c| newline_at(c))];
+    let sep = prop_oneof![Just(" ".to_string()), (0usize..8).prop_map(newline_at)];
     let leaf = prop_oneof![
         prop::sample::select(WORDS).prop_map(str::to_string),
         (prop::sample::select(WORDS), 0usize..8).prop_map(|(w, c)| format!("'{w}{}z'", newline_at(c))),
