@@ -213,31 +213,86 @@ impl ReadError {
 /// the values are later read and dropped recursively.
 const MAX_DEPTH: usize = 128;
 
+/// One document of a stream: where it starts and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The line (from 1) of its `---`, or of its first content when it has none.
+    pub line: usize,
+    /// `null` for an empty document.
+    pub value: Value,
+}
+
 /// Every document of a YAML stream as JSON, as kubectl reads it: plain
 /// scalars resolved by YAML 1.1 (go-yaml v2), anchors and aliases expanded,
 /// merge keys (`<<`) applied with the mapping's own keys winning. Empty
-/// documents read as `null`.
+/// documents read as `null`. JSON is YAML and reads the same way.
 pub fn documents(text: &str) -> Result<Vec<Value>, ReadError> {
-    let mut parser = Parser::new_from_str(text);
-    let mut docs = Vec::new();
-    // Aliases may repeat a node many times ("billion laughs"): the values
-    // built may not exceed the text's length by much.
-    let mut budget = text.len().saturating_mul(4).saturating_add(100_000);
-    let mut doc = Document::default();
-    loop {
-        let (event, mark) = parser.next_token().map_err(|e| ReadError::at(*e.marker(), e.info()))?;
-        match event {
-            Event::StreamEnd => return Ok(docs),
-            Event::StreamStart | Event::Nothing => {}
-            Event::DocumentStart => doc = Document::default(),
-            Event::DocumentEnd => docs.push(std::mem::take(&mut doc).root.unwrap_or(Value::Null)),
-            event => doc.event(event, mark, &mut budget)?,
+    stream(text).map(|d| d.map(|d| d.value)).collect()
+}
+
+/// The documents of `text` one at a time, as [`documents`] reads them: a
+/// document is built only when asked for, so a long stream is never held
+/// whole, and a malformed document fails only once the ones before it are out.
+pub fn stream(text: &str) -> Stream<'_> {
+    Stream {
+        parser: Parser::new_from_str(text),
+        // Aliases may repeat a node many times ("billion laughs"): the values
+        // built may not exceed the text's length by much.
+        budget: text.len().saturating_mul(4).saturating_add(100_000),
+        done: false,
+    }
+}
+
+/// See [`stream`]. After an error it yields nothing more.
+pub struct Stream<'a> {
+    parser: Parser<std::str::Chars<'a>>,
+    budget: usize,
+    done: bool,
+}
+
+impl Iterator for Stream<'_> {
+    type Item = Result<Document, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.read_document().transpose();
+        if !matches!(next, Some(Ok(_))) {
+            self.done = true;
+        }
+        next
+    }
+}
+
+impl Stream<'_> {
+    /// The next document, `None` at the end of the stream.
+    fn read_document(&mut self) -> Result<Option<Document>, ReadError> {
+        let mut doc: Option<(usize, Tree)> = None;
+        loop {
+            let (event, mark) = self
+                .parser
+                .next_token()
+                .map_err(|e| ReadError::at(*e.marker(), e.info()))?;
+            match (event, &mut doc) {
+                (Event::StreamEnd, _) => return Ok(None),
+                (Event::DocumentStart, _) => doc = Some((mark.line(), Tree::default())),
+                (Event::DocumentEnd, Some((line, tree))) => {
+                    return Ok(Some(Document {
+                        line: *line,
+                        value: std::mem::take(&mut tree.root).unwrap_or(Value::Null),
+                    }))
+                }
+                (event, Some((_, tree))) => tree.event(event, mark, &mut self.budget)?,
+                (_, None) => {}
+            }
         }
     }
 }
 
+/// The values of one document as its events arrive.
 #[derive(Default)]
-struct Document {
+struct Tree {
     /// Collections being read, innermost last.
     open: Vec<Open>,
     /// Anchored values by the parser's anchor id, with their node count.
@@ -268,7 +323,7 @@ enum Key {
     Merge,
 }
 
-impl Document {
+impl Tree {
     fn event(&mut self, event: Event, mark: Marker, budget: &mut usize) -> Result<(), ReadError> {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
@@ -674,6 +729,16 @@ mod tests {
         json!({"base": {"a": 1, "b": 1}, "over": {"b": 2, "c": 2}, "m": {"b": 0, "d": 0, "c": 2, "a": 1}})
     )]
     #[case::quoted_merge_key_is_a_key("{'<<': 1}", json!({"<<": 1}))]
+    // go-yaml v2 does not look at indentation inside flow collections, and
+    // helm charts rely on it: a closing bracket at the key's column, items
+    // at or left of the block's indentation, quoted lines continued at any column.
+    #[case::flow_sequence_closed_at_the_keys_column(
+        "spec:\n  containers:\n    - name: c\n      command: [\n        \"/bin/sh\",\n        \"-c\"\n      ]\n",
+        json!({"spec": {"containers": [{"name": "c", "command": ["/bin/sh", "-c"]}]}})
+    )]
+    #[case::flow_items_left_of_the_block("a:\n  b: [\nx,\n  {k:\n1}, 'q',\ny z\n]\n  c: 1\n", json!({"a": {"b": ["x", {"k": 1}, "q", "y z"], "c": 1}}))]
+    #[case::flow_mapping_closed_at_column_0("a:\n  b: {\n  k: v\n}\n", json!({"a": {"b": {"k": "v"}}}))]
+    #[case::quoted_continued_left_of_the_block("a:\n  b: \"x\ny\"\n  c: 'p\n q'\n", json!({"a": {"b": "x y", "c": "p q"}}))]
     fn reads_as_kubectl(#[case] text: &str, #[case] expected: Value) {
         assert_eq!(read(text), expected);
     }
@@ -701,6 +766,29 @@ mod tests {
             bomb += &format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n");
         }
         assert!(documents(&bomb).unwrap_err().reason.contains("too many values"));
+    }
+
+    #[test]
+    fn json_is_read_as_yaml_and_may_be_followed_by_yaml() {
+        let docs = documents("{\"a\": [1, 2.5, \"x\", null, true], \"b\":{}}\n---\nc: on\n").unwrap();
+        assert_eq!(
+            docs,
+            [json!({"a": [1, 2.5, "x", null, true], "b": {}}), json!({"c": true})]
+        );
+    }
+
+    #[test]
+    fn documents_come_one_at_a_time_with_the_line_they_start_on() {
+        let text = "# a comment\na: 1\n---\n---\n\n# only a comment\n---\n- 2\n...\n---\nb: [\n";
+        let mut docs = stream(text);
+        let mut next = || docs.next().map(|d| d.map(|d| (d.line, d.value)));
+        assert_eq!(next(), Some(Ok((2, json!({"a": 1})))));
+        assert_eq!(next(), Some(Ok((3, Value::Null))));
+        assert_eq!(next(), Some(Ok((4, Value::Null))));
+        assert_eq!(next(), Some(Ok((7, json!([2])))));
+        // The malformed document is read only when asked for, after the others.
+        assert!(matches!(next(), Some(Err(ReadError { line: 12, .. }))));
+        assert_eq!(next(), None);
     }
 
     #[test]

@@ -176,3 +176,53 @@ fn yaml_1_1_numbers_read_as_kubectl_reads_them() {
     assert_eq!(doc["spec"]["volumes"][0]["configMap"]["defaultMode"], 420);
     assert_eq!(doc["spec"]["containers"][0]["securityContext"]["runAsNonRoot"], true);
 }
+
+#[test]
+fn json_and_yaml_flow_documents_are_read_as_yaml_in_one_stream() {
+    // A flow mapping starts with `{` but is not JSON; JSON may be followed by YAML.
+    let flow = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: app, image: nginx}]}}\n";
+    assert_eq!(
+        mutate_json(flow)["spec"]["containers"][0]["securityContext"]["runAsNonRoot"],
+        true
+    );
+    let json = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}"#;
+    let o = mutate(&["-f", "-", "-o", "json", "-q"], &format!("{json}\n---\n{POD}"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["items"][0]["kind"], "ConfigMap");
+    assert_eq!(v["items"][1]["kind"], "Pod");
+}
+
+#[test]
+fn flow_sequences_closed_at_the_keys_column_are_read_as_helm_renders_them() {
+    let input = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: c\n      image: x\n      command: [\n        \"/bin/sh\",\n        \"-c\"\n      ]\n";
+    let doc = mutate_json(input);
+    assert_eq!(
+        doc["spec"]["containers"][0]["command"],
+        serde_json::json!(["/bin/sh", "-c"])
+    );
+}
+
+#[test]
+fn errors_name_the_document_by_position_and_line_and_the_field_at_fault() {
+    // Empty documents count: the bad one is the 4th document, its `---` on line 8.
+    let input = format!(
+        "{POD}---\n---\n# nothing\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        ports: [{{containerPort: http}}]\n"
+    );
+    let o = mutate(&["-f", "-"], &input);
+    assert!(!o.status.success());
+    assert!(stdout(&o).is_empty(), "nothing written half-way");
+    assert_eq!(
+        stderr(&o),
+        "error: (stdin): document 4 (line 8): Deployment spec.template.spec is not a valid pod spec: \
+         spec.template.spec.containers[0].ports[0].containerPort: invalid type: string \"http\", expected i32\n"
+    );
+
+    let o = mutate(&["-f", "-"], &format!("{POD}---\n{POD}---\nmetadata: {{name: [\n"));
+    assert!(!o.status.success());
+    assert!(stdout(&o).is_empty(), "nothing written half-way");
+    assert_eq!(
+        stderr(&o),
+        "error: (stdin): invalid YAML or JSON: line 12 column 1: while parsing a node, did not find expected node content\n"
+    );
+}

@@ -75,17 +75,17 @@ pub fn template(object: &Value) -> Result<Option<Template>, ManifestError> {
         kind: kind.to_string(),
         path: dotted(&spec_path),
     })?;
-    let spec = PodSpec::deserialize(spec_value).map_err(|e| ManifestError::InvalidPodSpec {
+    let spec = PodSpec::deserialize(spec_value).map_err(|_| ManifestError::InvalidPodSpec {
         kind: kind.to_string(),
         path: dotted(&spec_path),
-        reason: e.to_string(),
+        reason: type_error::<PodSpec>(spec_value, &dotted(&spec_path)),
     })?;
     let metadata = match holder.get("metadata") {
         None | Some(Value::Null) => ObjectMeta::default(),
-        Some(m) => ObjectMeta::deserialize(m).map_err(|e| ManifestError::InvalidMetadata {
+        Some(m) => ObjectMeta::deserialize(m).map_err(|_| ManifestError::InvalidMetadata {
             kind: kind.to_string(),
             path: dotted(&meta_path),
-            reason: e.to_string(),
+            reason: type_error::<ObjectMeta>(m, &dotted(&meta_path)),
         })?,
     };
     Ok(Some(Template {
@@ -126,6 +126,24 @@ pub fn into_prefixed(prefix: &PointerBuf, mut ops: Vec<PatchOperation>) -> Patch
         }
     }
     Patch(ops)
+}
+
+/// Why `value` is not a `T`, with the path of the field at fault from the
+/// object's root (`spec.containers[0].ports`). Read again only on failure,
+/// so the path costs nothing when the object is valid.
+fn type_error<'de, T: Deserialize<'de>>(value: &'de Value, root: &str) -> String {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(_) => "invalid".to_string(),
+        Err(e) => {
+            let field = e.path().to_string();
+            let reason = e.into_inner();
+            match field.as_str() {
+                "." => format!("{root}: {reason}"),
+                f if f.starts_with('[') => format!("{root}{f}: {reason}"),
+                f => format!("{root}.{f}: {reason}"),
+            }
+        }
+    }
 }
 
 fn dotted(path: &[&str]) -> String {
