@@ -14,6 +14,7 @@
 //!   thin on top.
 //! - [`yaml`]: reading and writing manifests as kubectl does (`mutate`).
 //! - [`certs`]: the webhook's CA and serving certificate (`certs`).
+//! - [`error`]: how errors print their causes (each layer once).
 //! - [`allocator`]: the binary's allocator (mimalloc for small blocks, glibc for large).
 
 pub use secure_defaults_engine as engine;
@@ -24,6 +25,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod error;
 pub mod policy;
 pub mod server;
 pub mod yaml;
