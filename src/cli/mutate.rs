@@ -4,7 +4,7 @@
 //! fails with the file, document and reason and prints no partial output.
 
 use crate::config::Config;
-use crate::engine::manifest::{self, ObjectHardening};
+use crate::engine::manifest::{self, ExtraKind, ObjectHardening};
 use crate::engine::{Policy, Report};
 use crate::policy::messages;
 use crate::yaml;
@@ -52,6 +52,8 @@ pub struct Document {
     pub patch: Patch,
     /// `Kind/name` and report for each pod spec found (several in a List).
     pub reports: Vec<(String, Report)>,
+    /// Objects passed through although they look like they carry a pod template.
+    pub notes: Vec<String>,
 }
 
 pub fn run(args: &MutateArgs) -> Result<()> {
@@ -84,11 +86,15 @@ pub fn run(args: &MutateArgs) -> Result<()> {
             } else {
                 name.clone()
             };
-            let doc = harden_document(value, policy).with_context(|| format!("{name}: document {}", i + 1))?;
+            let doc = harden_document(value, policy, &config.extra_kinds)
+                .with_context(|| format!("{name}: document {}", i + 1))?;
             docs.push(Document { origin, ..doc });
         }
     }
     let out = render(&docs, args.output)?;
+    for note in docs.iter().flat_map(|d| &d.notes) {
+        eprintln!("note: {note}");
+    }
     if !args.quiet && args.output != Output::Diff {
         eprint!("{}", summary(&docs));
     }
@@ -120,14 +126,17 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>> {
     Ok(values.into_iter().filter(|v| !v.is_null()).collect())
 }
 
-/// Harden one document: an object, or a `List` of objects.
-pub fn harden_document(value: Value, policy: Policy) -> Result<Document> {
+/// Harden one document: an object, or a `List` of objects. Objects are
+/// matched by API group and kind: the built-in workloads and the operator's
+/// `extra` kinds; any other object passes through unchanged.
+pub fn harden_document(value: Value, policy: Policy, extra: &[ExtraKind]) -> Result<Document> {
     if !value.is_object() {
         bail!("not a Kubernetes object (expected a mapping with apiVersion and kind)");
     }
     let mut after = value.clone();
     let mut patch = Patch(Vec::new());
     let mut reports = Vec::new();
+    let mut notes = Vec::new();
     if value
         .get("kind")
         .and_then(Value::as_str)
@@ -135,16 +144,24 @@ pub fn harden_document(value: Value, policy: Policy) -> Result<Document> {
     {
         if let Some(items) = value.get("items").and_then(Value::as_array) {
             for (i, item) in items.iter().enumerate() {
-                if let Some(h) = manifest::harden_object(item, policy).with_context(|| format!("items[{i}]"))? {
-                    let prefix = jsonptr::PointerBuf::from_tokens(["items".to_string(), i.to_string()]);
-                    patch.0.extend(manifest::prefixed(&prefix, &h.patch.0).0);
-                    reports.push((describe(item), h.hardening.report));
+                match manifest::harden_object_with(item, policy, extra).with_context(|| format!("items[{i}]"))? {
+                    Some(h) => {
+                        let prefix = jsonptr::PointerBuf::from_tokens(["items".to_string(), i.to_string()]);
+                        patch.0.extend(manifest::prefixed(&prefix, &h.patch.0).0);
+                        reports.push((describe(item), h.hardening.report));
+                    }
+                    None => notes.extend(passed_through(item)),
                 }
             }
         }
-    } else if let Some(ObjectHardening { patch: p, hardening }) = manifest::harden_object(&value, policy)? {
-        patch = p;
-        reports.push((describe(&value), hardening.report));
+    } else {
+        match manifest::harden_object_with(&value, policy, extra)? {
+            Some(ObjectHardening { patch: p, hardening }) => {
+                patch = p;
+                reports.push((describe(&value), hardening.report));
+            }
+            None => notes.extend(passed_through(&value)),
+        }
     }
     json_patch::patch(&mut after, &patch).context("internal error: the patch does not apply to its own document")?;
     Ok(Document {
@@ -153,7 +170,20 @@ pub fn harden_document(value: Value, policy: Policy) -> Result<Document> {
         after,
         patch,
         reports,
+        notes,
     })
+}
+
+/// What to tell the user about an object of a kind the engine does not
+/// know, when it looks like it carries a pod template.
+fn passed_through(object: &Value) -> Option<String> {
+    let at = manifest::unrecognized_template(object)?;
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("?");
+    Some(format!(
+        "{} ({api_version}) passed through unhardened: it looks like it has a pod template at {at}; \
+         name its group, kind and templatePath in the configuration's extraKinds to harden it",
+        describe(object)
+    ))
 }
 
 fn describe(object: &Value) -> String {

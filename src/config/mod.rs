@@ -5,6 +5,7 @@
 pub mod namespace;
 
 use crate::engine::baseline::BaselineError;
+use crate::engine::manifest::{self, ExtraKind};
 use crate::engine::{Baseline, Check};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -25,6 +26,9 @@ pub struct Config {
     pub allow_pod_opt_out: bool,
     /// What namespaces may change through their labels and annotations.
     pub namespace_policy: namespace::Controls,
+    /// Custom resources with a pod template, hardened by `mutate` and `scan`
+    /// like the built-in workloads (the webhook hardens their pods).
+    pub extra_kinds: Vec<ExtraKind>,
 }
 
 impl Default for Config {
@@ -35,6 +39,7 @@ impl Default for Config {
             deny: BTreeSet::new(),
             allow_pod_opt_out: true,
             namespace_policy: Default::default(),
+            extra_kinds: Vec::new(),
         }
     }
 }
@@ -66,6 +71,8 @@ pub enum ConfigError {
     Parse { origin: String, source: serde_yaml::Error },
     #[error("invalid config {origin}")]
     Invalid { origin: String, source: BaselineError },
+    #[error("invalid config {origin}: extraKinds: {reason}")]
+    ExtraKind { origin: String, reason: String },
 }
 
 impl Config {
@@ -84,6 +91,12 @@ impl Config {
             origin: origin.to_string(),
             source,
         })?;
+        if let Some(reason) = config.extra_kinds.iter().find_map(extra_kind_problem) {
+            return Err(ConfigError::ExtraKind {
+                origin: origin.to_string(),
+                reason,
+            });
+        }
         Ok(config)
     }
 
@@ -101,6 +114,23 @@ impl Config {
             Some(path) => Config::load(path),
             None => Config::from_yaml(DEFAULT_YAML, "(embedded default)"),
         }
+    }
+}
+
+/// Why an `extraKinds` entry cannot be used, if it cannot.
+fn extra_kind_problem(e: &ExtraKind) -> Option<String> {
+    let name = format!("{}/{}", e.group, e.kind);
+    if e.kind.is_empty() || e.group.contains('/') {
+        Some(format!("{name:?}: a group without version (\"\" for core) and a kind"))
+    } else if e.template_path.split('.').any(str::is_empty) {
+        Some(format!(
+            "{name}: templatePath {:?} is not dotted keys like spec.template",
+            e.template_path
+        ))
+    } else if manifest::pod_template_path(&e.group, &e.kind, &[]).is_some() {
+        Some(format!("{name} is a built-in kind"))
+    } else {
+        None
     }
 }
 
@@ -132,6 +162,30 @@ mod tests {
         let err = Config::from_yaml("baseline:\n  runAsUser: 0\n", "t").unwrap_err();
         let err = crate::error::Chain(&err).to_string();
         assert!(err.contains("runAsUser"), "{err}");
+    }
+
+    #[test]
+    fn extra_kinds_are_read_and_checked() {
+        let c = Config::from_yaml(
+            "extraKinds: [{group: argoproj.io, kind: Rollout, templatePath: spec.template}]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.extra_kinds[0].template_path, "spec.template");
+        for (bad, reason) in [
+            (
+                "{group: apps/v1, kind: X, templatePath: spec.template}",
+                "without version",
+            ),
+            ("{group: x.io, kind: X, templatePath: spec..template}", "dotted keys"),
+            (
+                "{group: apps, kind: Deployment, templatePath: spec.template}",
+                "built-in",
+            ),
+        ] {
+            let err = Config::from_yaml(&format!("extraKinds: [{bad}]\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(reason), "{bad}: {err}");
+        }
     }
 
     #[test]
