@@ -30,18 +30,18 @@ pub const DEFAULT_VALIDITY_DAYS: u32 = 365;
 
 #[derive(Debug, Error)]
 pub enum CertError {
-    #[error("cannot generate a key: {0}")]
-    Key(rcgen::Error),
-    #[error("cannot sign the {what} certificate: {source}")]
+    #[error("cannot generate a key")]
+    Key(#[source] rcgen::Error),
+    #[error("cannot sign the {what} certificate")]
     Sign { what: &'static str, source: rcgen::Error },
-    #[error("invalid DNS name {name:?}: {source}")]
+    #[error("invalid DNS name {name:?}")]
     DnsName { name: String, source: rcgen::Error },
     #[error("invalid DNS name {0:?}: Service and namespace names are lowercase RFC 1123 labels")]
     InvalidDnsName(String),
     #[error("the CA certificate is not PEM-encoded X.509: {0}")]
     CaCertParse(String),
-    #[error("the CA key is not a PEM-encoded PKCS#8 key: {0}")]
-    CaKeyParse(rcgen::Error),
+    #[error("the CA key is not a PEM-encoded PKCS#8 key")]
+    CaKeyParse(#[source] rcgen::Error),
     #[error("the CA key does not belong to the CA certificate (their public keys differ)")]
     CaKeyMismatch,
     #[error("the CA certificate is not a CA (no basicConstraints CA:TRUE)")]

@@ -15,6 +15,7 @@
 //! - [`yaml`]: reading and writing manifests as kubectl does (`mutate`).
 //! - [`certs`]: the webhook's CA and serving certificate (`certs`).
 //! - [`native_policy`]: the configuration as native admission policies (`policy`).
+//! - [`error`]: how errors print their causes (each layer once).
 //! - [`allocator`]: the binary's allocator (mimalloc for small blocks, glibc for large).
 
 // Only the allocator needs unsafe (GlobalAlloc is an unsafe trait); every
@@ -30,6 +31,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod error;
 pub mod native_policy;
 pub mod policy;
 pub mod server;

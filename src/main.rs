@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use secure_defaults::cli::{self, Cli, Command};
+use secure_defaults::error::Chain;
 use std::process::ExitCode;
 
 /// mimalloc for the review path's many small allocations, glibc for large
@@ -25,7 +26,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Each layer once, also where another crate's message repeats its cause.
+            eprintln!("error: {}", Chain(&*e));
             ExitCode::FAILURE
         }
     }

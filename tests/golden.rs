@@ -60,7 +60,7 @@ fn golden_fixtures() {
         let docs: Vec<Document> = parse_documents(&text)
             .unwrap()
             .into_iter()
-            .map(|v| harden_document(v, policy).unwrap())
+            .map(|v| harden_document(v, policy, &config.extra_kinds).unwrap())
             .collect();
 
         let patches: Vec<_> = docs.iter().map(|d| &d.patch).collect();

@@ -72,21 +72,30 @@ fn check_answer(reviewed: &admission::Reviewed, object: Option<&Value>) {
 
 /// Add-only, onto absent members; applies to the raw JSON and keeps all of it.
 fn check_patch(original: &Value, patch: &json_patch::Patch) -> Value {
+    // Add-only on the pod as the API server stores it: an add may set what
+    // the manifest wrote as null or [] (engine::decode), never anything else.
+    let stored = stored(original);
     for op in &patch.0 {
         let PatchOperation::Add(add) = op else {
             panic!("not an add: {op:?}");
         };
-        let existing = add.path.resolve(original).ok();
         assert!(
-            existing.is_none_or(Value::is_null),
+            add.path.resolve(&stored).is_err(),
             "add over an existing value at {}",
             add.path
         );
     }
     let mut patched = original.clone();
     json_patch::patch(&mut patched, patch).unwrap_or_else(|e| panic!("patch does not apply: {e}"));
-    assert_preserved(original, &patched, "");
+    assert_preserved(&stored, &self::stored(&patched), "");
     patched
+}
+
+/// `value` as the API server stores it (engine::decode).
+pub fn stored(value: &Value) -> Value {
+    let mut value = value.clone();
+    engine::decode::as_stored(&mut value);
+    value
 }
 
 /// Target `engine`: a pod, either JSON (input starting with `{`) or built from
@@ -131,6 +140,8 @@ pub fn engine_bytes(data: &[u8]) {
     // The server reads pod specs with engine::read_spec (only the fields the
     // engine looks at): it must give the engine the same answer.
     if pod.get("kind").and_then(Value::as_str) == Some("Pod") {
+        // The webhook only ever sees a decoded pod (engine::decode).
+        let pod = stored(&pod);
         let meta = serde_json::from_value(pod["metadata"].clone()).unwrap_or_default();
         let slim = engine::read_spec(&pod["spec"].to_string()).expect("a spec the full reader read");
         let from_slim = engine::harden(&meta, &slim, &engine::Scope::Pod, policy).expect("engine");

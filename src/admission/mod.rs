@@ -764,7 +764,7 @@ fn preview(req: &Request, config: &Config, outcome: Outcome) -> Reviewed {
         return skipped(response);
     };
     let template_pointer = |o: &DynamicObject| {
-        let path = pod_template_path(kind).unwrap_or_default();
+        let path = pod_template_path(&req.kind.group, kind, &[]).unwrap_or_default();
         path.iter()
             .skip(1) // `spec`: the object's data holds everything but metadata
             .try_fold(o.data.get("spec")?, |v, key| v.get(key))
@@ -780,6 +780,10 @@ fn preview(req: &Request, config: &Config, outcome: Outcome) -> Reviewed {
         Err(_) => return skipped(response),
     };
     value["kind"] = Value::String(kind.to_string());
+    value["apiVersion"] = Value::String(match req.kind.group.as_str() {
+        "" => req.kind.version.clone(),
+        group => format!("{group}/{}", req.kind.version),
+    });
     // A template the engine cannot read is the API server's to refuse (or
     // the pods' admission to report): a preview stays silent about it.
     let assessment = match assess::assess(&value, config, false) {

@@ -6,7 +6,7 @@
 //! and reason and prints no partial output.
 
 use crate::config::Config;
-use crate::engine::manifest::{self, ObjectHardening};
+use crate::engine::manifest::{self, ExtraKind, ObjectHardening};
 use crate::engine::{Policy, Report};
 use crate::policy::messages;
 use crate::yaml;
@@ -55,6 +55,8 @@ pub struct Document {
     pub patch: Patch,
     /// `Kind/name` and report for each pod spec found (several in a List).
     pub reports: Vec<(String, Report)>,
+    /// Objects passed through although they look like they carry a pod template.
+    pub notes: Vec<String>,
 }
 
 pub fn run(args: &MutateArgs) -> Result<()> {
@@ -71,6 +73,7 @@ fn run_here(args: &MutateArgs) -> Result<()> {
         allow_opt_out: config.allow_pod_opt_out,
     };
     let mut renderer = Renderer::new(args.output);
+    let mut notes = Vec::new();
     let mut stdin_used = false;
     for file in &args.files {
         let (name, text) = if file.as_os_str() == "-" {
@@ -86,9 +89,12 @@ fn run_here(args: &MutateArgs) -> Result<()> {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
             (file.display().to_string(), text)
         };
-        harden_stream(&name, &text, policy, &mut renderer)?;
+        harden_stream(&name, &text, policy, &config.extra_kinds, &mut renderer, &mut notes)?;
     }
     let (out, summary) = renderer.finish()?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
     if !args.quiet && args.output != Output::Diff {
         eprint!("{summary}");
     }
@@ -97,7 +103,14 @@ fn run_here(args: &MutateArgs) -> Result<()> {
 
 /// Harden and render each object of one file as it is read. A document is
 /// named by its position in the file, empty ones counted, and its line.
-fn harden_stream(name: &str, text: &str, policy: Policy, renderer: &mut Renderer) -> Result<()> {
+fn harden_stream(
+    name: &str,
+    text: &str,
+    policy: Policy,
+    extra: &[ExtraKind],
+    renderer: &mut Renderer,
+    notes: &mut Vec<String>,
+) -> Result<()> {
     let mut objects = yaml::stream(text)
         .enumerate()
         .filter(|(_, d)| !matches!(d, Ok(yaml::Document { value: Value::Null, .. })));
@@ -112,8 +125,9 @@ fn harden_stream(name: &str, text: &str, policy: Policy, renderer: &mut Renderer
         } else {
             name.to_string()
         };
-        let hardened = harden_document(doc.value, policy)
+        let hardened = harden_document(doc.value, policy, extra)
             .with_context(|| format!("{name}: document {} (line {})", i + 1, doc.line))?;
+        notes.extend(hardened.notes.iter().cloned());
         renderer.push(&Document { origin, ..hardened })?;
     }
     Ok(())
@@ -136,14 +150,17 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>> {
     Ok(values.into_iter().filter(|v| !v.is_null()).collect())
 }
 
-/// Harden one document: an object, or a `List` of objects.
-pub fn harden_document(value: Value, policy: Policy) -> Result<Document> {
+/// Harden one document: an object, or a `List` of objects. Objects are
+/// matched by API group and kind: the built-in workloads and the operator's
+/// `extra` kinds; any other object passes through unchanged.
+pub fn harden_document(value: Value, policy: Policy, extra: &[ExtraKind]) -> Result<Document> {
     if !value.is_object() {
         bail!("not a Kubernetes object (expected a mapping with apiVersion and kind)");
     }
     let mut after = value.clone();
     let mut patch = Patch(Vec::new());
     let mut reports = Vec::new();
+    let mut notes = Vec::new();
     if value
         .get("kind")
         .and_then(Value::as_str)
@@ -151,16 +168,24 @@ pub fn harden_document(value: Value, policy: Policy) -> Result<Document> {
     {
         if let Some(items) = value.get("items").and_then(Value::as_array) {
             for (i, item) in items.iter().enumerate() {
-                if let Some(h) = manifest::harden_object(item, policy).with_context(|| format!("items[{i}]"))? {
-                    let prefix = jsonptr::PointerBuf::from_tokens(["items".to_string(), i.to_string()]);
-                    patch.0.extend(manifest::prefixed(&prefix, &h.patch.0).0);
-                    reports.push((describe(item), h.hardening.report));
+                match manifest::harden_object_with(item, policy, extra).with_context(|| format!("items[{i}]"))? {
+                    Some(h) => {
+                        let prefix = jsonptr::PointerBuf::from_tokens(["items".to_string(), i.to_string()]);
+                        patch.0.extend(manifest::prefixed(&prefix, &h.patch.0).0);
+                        reports.push((describe(item), h.hardening.report));
+                    }
+                    None => notes.extend(passed_through(item)),
                 }
             }
         }
-    } else if let Some(ObjectHardening { patch: p, hardening }) = manifest::harden_object(&value, policy)? {
-        patch = p;
-        reports.push((describe(&value), hardening.report));
+    } else {
+        match manifest::harden_object_with(&value, policy, extra)? {
+            Some(ObjectHardening { patch: p, hardening }) => {
+                patch = p;
+                reports.push((describe(&value), hardening.report));
+            }
+            None => notes.extend(passed_through(&value)),
+        }
     }
     json_patch::patch(&mut after, &patch).context("internal error: the patch does not apply to its own document")?;
     Ok(Document {
@@ -169,7 +194,20 @@ pub fn harden_document(value: Value, policy: Policy) -> Result<Document> {
         after,
         patch,
         reports,
+        notes,
     })
+}
+
+/// What to tell the user about an object of a kind the engine does not
+/// know, when it looks like it carries a pod template.
+fn passed_through(object: &Value) -> Option<String> {
+    let at = manifest::unrecognized_template(object)?;
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("?");
+    Some(format!(
+        "{} ({api_version}) passed through unhardened: it looks like it has a pod template at {at}; \
+         name its group, kind and templatePath in the configuration's extraKinds to harden it",
+        describe(object)
+    ))
 }
 
 fn describe(object: &Value) -> String {

@@ -128,11 +128,18 @@ async fn scan(args: &ScanArgs, config: &Config) -> Result<scan::Report> {
         names.into_iter().map(Some).collect()
     };
 
+    let (extra, missing) = listers::extra_kinds(&client, &config.extra_kinds).await?;
+    if !args.quiet {
+        for kind in missing {
+            eprintln!("note: extraKinds {kind} is not served by this cluster; not scanned");
+        }
+    }
+    let resources: Vec<_> = listers::workload_kinds().into_iter().chain(extra).collect();
     for scope in &scopes {
         let place = scope
             .as_deref()
             .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
-        for resource in &listers::workload_kinds() {
+        for resource in &resources {
             let api: Api<DynamicObject> = match scope {
                 Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
                 None => Api::all_with(client.clone(), resource),

@@ -3,6 +3,7 @@
 //! fetched, so a cluster of thousands of pods is never held in memory at once.
 //! Read-only: list and get, nothing else.
 
+use crate::engine::manifest::ExtraKind;
 use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -10,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::ApiResource;
+use kube::discovery::Discovery;
 use kube::Client;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -50,6 +52,28 @@ pub fn workload_kinds() -> [ApiResource; 7] {
         ApiResource::erase::<Job>(&()),
         ApiResource::erase::<CronJob>(&()),
     ]
+}
+
+/// The operator's `extraKinds` the cluster serves, by discovery of their
+/// groups (each at its preferred version), and the ones it does not serve.
+pub async fn extra_kinds(client: &Client, extra: &[ExtraKind]) -> Result<(Vec<ApiResource>, Vec<String>)> {
+    if extra.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let groups: Vec<&str> = extra.iter().map(|e| e.group.as_str()).collect();
+    let discovery = Discovery::new(client.clone())
+        .filter(&groups)
+        .run()
+        .await
+        .context("discovering the API groups of extraKinds")?;
+    let (mut served, mut missing) = (Vec::new(), Vec::new());
+    for e in extra {
+        match discovery.get(&e.group).and_then(|g| g.recommended_kind(&e.kind)) {
+            Some((resource, _)) => served.push(resource),
+            None => missing.push(format!("{}/{}", e.group, e.kind)),
+        }
+    }
+    Ok((served, missing))
 }
 
 /// List `api` with `params`, following continue tokens, and hand each page to

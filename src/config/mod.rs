@@ -6,6 +6,7 @@ pub mod namespace;
 pub mod schema;
 
 use crate::engine::baseline::BaselineError;
+use crate::engine::manifest::{self, ExtraKind};
 use crate::engine::{Baseline, Check};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -26,6 +27,9 @@ pub struct Config {
     pub allow_pod_opt_out: bool,
     /// What namespaces may change through their labels and annotations.
     pub namespace_policy: namespace::Controls,
+    /// Custom resources with a pod template, hardened by `mutate` and `scan`
+    /// like the built-in workloads (the webhook hardens their pods).
+    pub extra_kinds: Vec<ExtraKind>,
 }
 
 impl Default for Config {
@@ -36,6 +40,7 @@ impl Default for Config {
             deny: BTreeSet::new(),
             allow_pod_opt_out: true,
             namespace_policy: Default::default(),
+            extra_kinds: Vec::new(),
         }
     }
 }
@@ -61,12 +66,14 @@ impl Mode {
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("invalid config {origin}: {source}")]
+    #[error("invalid config {origin}")]
     Parse { origin: String, source: serde_yaml::Error },
-    #[error("invalid config {origin}: {source}")]
+    #[error("invalid config {origin}")]
     Invalid { origin: String, source: BaselineError },
+    #[error("invalid config {origin}: extraKinds: {reason}")]
+    ExtraKind { origin: String, reason: String },
 }
 
 impl Config {
@@ -85,6 +92,12 @@ impl Config {
             origin: origin.to_string(),
             source,
         })?;
+        if let Some(reason) = config.extra_kinds.iter().find_map(extra_kind_problem) {
+            return Err(ConfigError::ExtraKind {
+                origin: origin.to_string(),
+                reason,
+            });
+        }
         Ok(config)
     }
 
@@ -105,6 +118,23 @@ impl Config {
     }
 }
 
+/// Why an `extraKinds` entry cannot be used, if it cannot.
+fn extra_kind_problem(e: &ExtraKind) -> Option<String> {
+    let name = format!("{}/{}", e.group, e.kind);
+    if e.kind.is_empty() || e.group.contains('/') {
+        Some(format!("{name:?}: a group without version (\"\" for core) and a kind"))
+    } else if e.template_path.split('.').any(str::is_empty) {
+        Some(format!(
+            "{name}: templatePath {:?} is not dotted keys like spec.template",
+            e.template_path
+        ))
+    } else if manifest::pod_template_path(&e.group, &e.kind, &[]).is_some() {
+        Some(format!("{name} is a built-in kind"))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,18 +152,41 @@ mod tests {
 
     #[test]
     fn unknown_key_names_the_key() {
-        let err = Config::from_yaml("mode: enforce\nbaselin: {}\n", "t")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_yaml("mode: enforce\nbaselin: {}\n", "t").unwrap_err();
+        assert_eq!(err.to_string(), "invalid config t");
+        let err = crate::error::Chain(&err).to_string();
         assert!(err.contains("baselin"), "{err}");
     }
 
     #[test]
     fn invalid_baseline_is_rejected_at_load() {
-        let err = Config::from_yaml("baseline:\n  runAsUser: 0\n", "t")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_yaml("baseline:\n  runAsUser: 0\n", "t").unwrap_err();
+        let err = crate::error::Chain(&err).to_string();
         assert!(err.contains("runAsUser"), "{err}");
+    }
+
+    #[test]
+    fn extra_kinds_are_read_and_checked() {
+        let c = Config::from_yaml(
+            "extraKinds: [{group: argoproj.io, kind: Rollout, templatePath: spec.template}]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.extra_kinds[0].template_path, "spec.template");
+        for (bad, reason) in [
+            (
+                "{group: apps/v1, kind: X, templatePath: spec.template}",
+                "without version",
+            ),
+            ("{group: x.io, kind: X, templatePath: spec..template}", "dotted keys"),
+            (
+                "{group: apps, kind: Deployment, templatePath: spec.template}",
+                "built-in",
+            ),
+        ] {
+            let err = Config::from_yaml(&format!("extraKinds: [{bad}]\n"), "t").unwrap_err();
+            assert!(err.to_string().contains(reason), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl Assessment {
 /// in force in its namespace; `off` when the namespace switched
 /// secure-defaults off. `Ok(None)` for kinds without a pod spec.
 pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Assessment>, ManifestError> {
-    let Some(template) = manifest::template(object)? else {
+    let Some(template) = manifest::template_with(object, &config.extra_kinds)? else {
         return Ok(None);
     };
     if off {

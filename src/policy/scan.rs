@@ -6,6 +6,7 @@
 //! from a cluster is `cli::scan`'s job.
 
 use crate::config::Config;
+use crate::engine::manifest;
 use crate::policy::assess::{self, Assessment, Verdict};
 use crate::policy::namespace::{self as namespace_policy, NamespaceInfo};
 use crate::policy::ModeInForce;
@@ -187,7 +188,7 @@ impl<'a> Scanner<'a> {
 
     /// Assess one object of a [`KINDS`] kind; objects [`is_scanned`] skips are ignored.
     pub fn object(&mut self, object: &Value) {
-        if !is_scanned(object) {
+        if !is_scanned(object) || self.controlled_by_extra_kind(object) {
             return;
         }
         let ns = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
@@ -215,6 +216,24 @@ impl<'a> Scanner<'a> {
         let namespace = self.namespaces.get_mut(&ns).expect("added above");
         namespace.restricted_ready &= !workload.needs_changes();
         namespace.workloads.push(workload);
+    }
+
+    /// A pod or ReplicaSet made by one of the operator's `extraKinds` (an Argo
+    /// Rollout's ReplicaSets) is covered by that object's template.
+    fn controlled_by_extra_kind(&self, object: &Value) -> bool {
+        let controller = object["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["controller"] == Value::Bool(true));
+        controller.is_some_and(|r| {
+            let group = manifest::group(r["apiVersion"].as_str().unwrap_or_default());
+            let kind = r["kind"].as_str().unwrap_or_default();
+            self.config
+                .extra_kinds
+                .iter()
+                .any(|e| e.group == group && e.kind == kind)
+        })
     }
 
     pub fn finish(self) -> Report {
@@ -366,6 +385,29 @@ mod tests {
         assert!(is_scanned(&rs));
         rs["metadata"]["ownerReferences"] = json!([{"kind": "Deployment", "controller": true}]);
         assert!(!is_scanned(&rs));
+    }
+
+    #[test]
+    fn extra_kinds_are_scanned_and_cover_what_they_make() {
+        let config = Config::from_yaml(
+            "extraKinds: [{group: argoproj.io, kind: Rollout, templatePath: spec.template}]\n",
+            "t",
+        )
+        .unwrap();
+        let rollout = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "a"},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx"}]}}}});
+        let mut rs = deployment("a", "web-5d9f", json!({}));
+        rs["kind"] = json!("ReplicaSet");
+        rs["metadata"]["ownerReferences"] = json!([{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web", "uid": "u", "controller": true}]);
+        for (config, expected) in [(&config, vec!["Rollout"]), (&Config::default(), vec!["ReplicaSet"])] {
+            let mut scanner = Scanner::new(config, false);
+            scanner.object(&rollout);
+            scanner.object(&rs);
+            let report = scanner.finish();
+            let kinds: Vec<&str> = report.namespaces[0].workloads.iter().map(|w| w.kind.as_str()).collect();
+            assert_eq!(kinds, expected);
+        }
     }
 
     #[test]

@@ -136,12 +136,12 @@ pub fn harden(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
 
 #[derive(Debug, Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("cannot start the server: {0}")]
-    Start(std::io::Error),
+    #[error("cannot start the server")]
+    Start(#[source] std::io::Error),
 }
 
 /// What every worker shares.

@@ -14,6 +14,7 @@
 //! rustls before any HTTP is read. The bundle is polled like the serving pair.
 
 use super::metrics::Metrics;
+use crate::error::Chain;
 use arc_swap::ArcSwap;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
@@ -31,7 +32,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum TlsError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{what}: no PEM certificate found")]
     NoCertificate { what: String },
@@ -218,7 +219,7 @@ impl FileReloader {
                 }
                 Err(e) => {
                     metrics.cert_reload(false);
-                    tracing::error!(error = %e, "serving certificate not reloaded; the previous one stays in use");
+                    tracing::error!(error = %Chain(&e), "serving certificate not reloaded; the previous one stays in use");
                 }
             }
         }
@@ -387,7 +388,7 @@ impl ClientCaReloader {
                 Ok(false) => {}
                 Ok(true) => tracing::info!(client_ca = %self.path.display(), "client CA bundle reloaded"),
                 Err(e) => {
-                    tracing::error!(error = %e, "client CA bundle not reloaded; the previous one stays in use")
+                    tracing::error!(error = %Chain(&e), "client CA bundle not reloaded; the previous one stays in use")
                 }
             }
         }

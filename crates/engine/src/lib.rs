@@ -10,12 +10,14 @@
 //! - `input.rs`: reading a pod spec with only the fields the above look at.
 //! - `manifest.rs`: Kubernetes objects that carry a pod spec, and the patch
 //!   with paths for the whole object.
+//! - `decode.rs`: a manifest's pod template as the API server stores it.
 
 #![forbid(unsafe_code)]
 
 pub mod annotations;
 pub mod baseline;
 mod containers;
+pub mod decode;
 mod input;
 pub mod manifest;
 mod patch;
