@@ -29,6 +29,7 @@ pub enum ManifestError {
 /// of it are hardened like the built-in workloads. For custom resources
 /// whose controller makes pods from a template (an Argo `Rollout`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExtraKind {
     /// The API group, without the version (`argoproj.io`); empty for the core group.
