@@ -319,6 +319,7 @@ until "${kubectl[@]}" -n default get serviceaccount default >/dev/null 2>&1; do
   sleep 0.25
 done
 
+t_cp=$(now)
 if [[ ${SD_NODE:-0} == 1 ]]; then
   NODE_PAUSE_IMAGE=localhost/secure-defaults-e2e/pause:3.10
   NODE_TEST_IMAGE=localhost/secure-defaults-e2e/busybox:1
@@ -340,8 +341,9 @@ mv "$state/kubeconfig.tmp" "$state/kubeconfig"
 trap - EXIT INT TERM
 
 t1=$(now)
-log "apiserver ready after $(awk "BEGIN{printf \"%.1f\", $t_api - $t0}") s, control plane ready after $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s: $apiserver_url"
+secs() { awk "BEGIN{printf \"%.1f\", $2 - $1}"; }
+log "apiserver ready after $(secs "$t0" "$t_api") s, control plane ready after $(secs "$t0" "$t_cp") s: $apiserver_url"
 if [[ ${SD_NODE:-0} == 1 ]]; then
-  log "node $node_name Ready after $(awk "BEGIN{printf \"%.1f\", $t_node - $t0}") s (bridge $bridge, $node_ip)"
+  log "scheduler and node $node_name Ready $(secs "$t_cp" "$t_node") s later, $(secs "$t0" "$t1") s in all (bridge $bridge, $node_ip)"
 fi
 log "use: . $state/env"

@@ -297,7 +297,10 @@ async fn hardened_pod_runs_confined_on_the_node() -> Result<()> {
             container: Some("init".into()),
             ..Default::default()
         };
-        let init_status = api.logs("hardened", &lp).await.context("init container log")?;
+        let init_status = tokio::time::timeout(Duration::from_secs(30), api.logs("hardened", &lp))
+            .await
+            .context("init container log: timed out")?
+            .context("init container log")?;
         check_confined("init", &init_status, UID, GID, &[GID, FS_GROUP])?;
         Ok::<_, anyhow::Error>(())
     }
