@@ -23,8 +23,9 @@ test: unit e2e
 unit:
 	$(CARGO) test --locked --all-targets
 
-## e2e: the end-to-end suite on a real kube-apiserver, etcd and kube-controller-manager
-## (built once from Go modules and cached in ~/.cache/secure-defaults).
+## e2e: the end-to-end suite on a real kube-apiserver, etcd, kube-controller-manager,
+## kube-scheduler and a kubelet + containerd node (built once from Go modules and
+## cached in ~/.cache/secure-defaults; the node needs root).
 e2e:
 	bash e2e/run.sh
 

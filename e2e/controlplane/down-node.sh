@@ -71,7 +71,9 @@ for root in "$node"/runc/*/; do
 done
 
 # 5. Whatever still runs: shims (their command line names the socket in
-# STATE_DIR) and processes in the kubepods cgroups this run created.
+# STATE_DIR/n; the control plane's processes name only STATE_DIR, and down.sh
+# stops them gracefully afterwards) and processes in the kubepods cgroups
+# this run created.
 # Never this script or its callers (their arguments name STATE_DIR too).
 ancestors=" "
 a=$$
@@ -84,7 +86,7 @@ node_pids() {
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
     [[ $ancestors == *" $p "* || $p == "$BASHPID" ]] && continue
-    ours "$p" && echo "$p"
+    [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") == *"$node/"* ]] && echo "$p"
   done
   [[ -f $node/cgroups ]] || return 0
   while read -r d; do
