@@ -291,6 +291,19 @@ async fn hardened_pod_runs_confined_on_the_node() -> Result<()> {
         let want = format!("/data/from-init {UID} {FS_GROUP}\n/data/from-app {UID} {FS_GROUP}");
         ensure!(files.trim() == want, "files in the emptyDir: {files}");
 
+        // The pod's network: an address on the suite's bridge and a route to
+        // that /24 only, no default route (nothing can leave the host).
+        let routes = exec(&ns, "hardened", "app", &["cat", "/proc/net/route"]).await?;
+        let dests: Vec<&str> = routes
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        ensure!(
+            !dests.is_empty() && !dests.contains(&"00000000"),
+            "routes in the pod:\n{routes}"
+        );
+
         // The init container has exited; it printed its own status.
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
         let lp = LogParams {
