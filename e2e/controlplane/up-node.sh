@@ -58,22 +58,27 @@ echo "export SCHEDULER_PID=$sched_pid" >>"$state/env"
 
 # ---------------------------------------------------------------- host lock
 # One node per host: the kubelet and containerd use host-global paths
-# (/var/lib/kubelet/device-plugins, /run/containerd, the kubepods cgroups).
+# (/var/lib/kubelet/device-plugins, /var/lib/cni, the kubepods cgroups).
 # The lock fd is inherited by containerd, its shims and the kubelet, so it is
 # held until the last of them is gone, even after a crash of this script.
 node_lock=${SD_NODE_LOCK:-/run/lock/secure-defaults-e2e-node.lock}
 mkdir -p "$(dirname "$node_lock")"
 exec 8>"$node_lock"
-if ! flock -w "${SD_NODE_LOCK_TIMEOUT:-600}" 8; then
-  exec 8>&-
-  fail "another e2e node still runs on this host (lock $node_lock held); waited ${SD_NODE_LOCK_TIMEOUT:-600}s"
+if ! flock -n 8; then
+  log "waiting for $node_lock (another e2e node on this host) at most ${SD_NODE_LOCK_TIMEOUT:-600} s"
+  if ! flock -w "${SD_NODE_LOCK_TIMEOUT:-600}" 8; then
+    exec 8>&-
+    fail "another e2e node still runs on this host (lock $node_lock held); waited ${SD_NODE_LOCK_TIMEOUT:-600}s"
+  fi
+  # The node's own start-up gets the full CONTROLPLANE_TIMEOUT.
+  deadline=$(($(date +%s) + timeout_s))
 fi
 echo "export NODE_LOCK=$(printf '%q' "$node_lock")" >>"$state/env"
 
 # Host paths that the kubelet, containerd or the CNI plugins may create
 # outside STATE_DIR; the ones missing now are recorded and removed at teardown.
-host_candidates=(/var/lib/kubelet /var/log/containers /var/log/pods /run/containerd
-  /usr/libexec/kubernetes /etc/cni /opt/cni /var/lib/cni /run/netns /etc/kubernetes)
+host_candidates=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni
+  /usr/libexec/kubernetes /etc/cni /opt/cni /run/netns /etc/kubernetes)
 : >"$node/host-paths"
 for p in "${host_candidates[@]}"; do
   [[ -e $p ]] || echo "$p" >>"$node/host-paths"
