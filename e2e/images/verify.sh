@@ -135,7 +135,7 @@ for n in "${names[@]}"; do
     failed=$((failed + 1))
     continue
   fi
-  "${ctr[@]}" images ls -q | grep -qxF "$image" || { log "$n: $image not listed after import"; failed=$((failed + 1)); continue; }
+  "${ctr[@]}" images ls -q 2>/dev/null | grep -qxF "$image" || { log "$n: $image not listed after import"; failed=$((failed + 1)); continue; }
   import_s=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")
   if $import_only; then
     printf '%-14s imported %s (%ss)\n' "$n" "$image" "$import_s"
@@ -168,10 +168,10 @@ for n in "${names[@]}"; do
   ready_s=$(python3 -c "import time; print(f'{time.time() - $t1:.1f}')")
   # Who the container's first process runs as, from the host's view.
   pid=$("${ctr[@]}" tasks ls 2>/dev/null | awk -v id="$id" '$1 == id {print $2}')
-  who=$(ps -o user=,group= -p "$pid" 2>/dev/null | xargs || true)
+  who=$(ps -o uid=,gid= -p "$pid" 2>/dev/null | xargs || true)
   procs=$(ps -o uid= --ppid "$pid" 2>/dev/null | sort -un | xargs || true)
   if $ok; then
-    printf '%-14s ok  %-40s import %4ss  healthy after %4ss  pid 1 as %s%s\n' \
+    printf '%-14s ok  %-40s import %4ss  healthy after %4ss  pid 1 as uid:gid %s%s\n' \
       "$n" "$image" "$import_s" "$ready_s" "${who:-?}" "${procs:+, children uid $procs}"
     passed=$((passed + 1))
   else
