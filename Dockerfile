@@ -15,11 +15,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --target x86_64-unknown-linux-gnu --bin secure-defaults \
     && install -D -m 0755 target/x86_64-unknown-linux-gnu/release/secure-defaults /out/secure-defaults
 
-# Run stage: no libc, no shell, no package manager. The :nonroot tag runs as
-# 65532, stated again numerically so that runAsNonRoot can be verified by the
-# kubelet without a name lookup. hack/oci-image/product.json describes the
-# same image for `make oci-image`; hack/oci-image/test_ociimage.py checks that
-# the two agree.
+# Run stage: no libc, no shell, no package manager; CA certificates (the kube
+# client of `scan` and `serve --namespace-policy` needs system roots),
+# /etc/passwd with nonroot, /tmp. The :nonroot tag runs as 65532, stated again
+# numerically so that runAsNonRoot can be verified by the kubelet without a
+# name lookup. hack/oci-image/product.json describes the same image for
+# `make oci-image`; hack/oci-image/test_ociimage.py checks that the two agree.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/secure-defaults /usr/local/bin/secure-defaults
 USER 65532:65532

@@ -244,6 +244,13 @@ def dockerfile_final_stage(path):
     return out
 
 
+# The environment gcr.io/distroless/static-debian12 sets in its config.
+DISTROLESS_ENV = [
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+]
+
+
 class ProductImageMatchesDockerfile(unittest.TestCase):
     """hack/oci-image/product.json and the Dockerfile describe the same image."""
 
@@ -255,7 +262,12 @@ class ProductImageMatchesDockerfile(unittest.TestCase):
             binary = os.path.join(d, "secure-defaults")
             with open(binary, "wb") as f:
                 f.write(b"stand-in for the release binary")
-            spec = ociimage.load_spec(os.path.join(HERE, "product.json"), {"BINARY": binary, "VERSION": "0.0.0-test"})
+            bundle = os.path.join(d, "ca.crt")
+            with open(bundle, "w") as f:
+                f.write("-----BEGIN CERTIFICATE-----\n")
+            spec = ociimage.load_spec(
+                os.path.join(HERE, "product.json"), {"BINARY": binary, "VERSION": "0.0.0-test", "CA_BUNDLE": bundle}
+            )
             out = os.path.join(d, "product.tar")
             ociimage.build(spec, out)
             info = ociimage.read_archive(out)
@@ -263,8 +275,8 @@ class ProductImageMatchesDockerfile(unittest.TestCase):
         self.assertEqual(info["name"], "localhost/secure-defaults:0.0.0-test")
         for key in ("User", "Entrypoint", "Cmd", "WorkingDir", "ExposedPorts"):
             self.assertEqual(config[key], docker[key], key)
-        # The Dockerfile's ENV on top of the base image's PATH.
-        self.assertEqual(config["Env"], [e for e in config["Env"] if e.startswith("PATH=")] + docker["Env"])
+        # The Dockerfile's ENV on top of what the distroless base sets.
+        self.assertEqual(config["Env"], DISTROLESS_ENV + docker["Env"])
         self.assertRegex(config["User"], r"^[1-9][0-9]*:[1-9][0-9]*$")  # numeric, non-root
 
         files = {e["name"]: e for layer in info["layers"] for e in layer}
@@ -272,13 +284,16 @@ class ProductImageMatchesDockerfile(unittest.TestCase):
         self.assertEqual((binary["mode"], binary["uid"], binary["gid"]), (0o755, 0, 0))
         self.assertEqual(files["home/nonroot"]["uid"], 65532)
         self.assertEqual(files["tmp"]["mode"], 0o1777)
+        # The kube client (scan, serve --namespace-policy) verifies with the
+        # system's roots and fails without any, as distroless ships them.
+        self.assertEqual(files["etc/ssl/certs/ca-certificates.crt"]["mode"], 0o644)
         # No shell and nothing else executable besides the binary.
         executables = sorted(n for n, e in files.items() if e["type"] == "0" and e["mode"] & 0o111)
         self.assertEqual(executables, ["usr/local/bin/secure-defaults"])
         self.assertNotIn("bin/sh", files)
 
     def test_passwd_and_group_name_the_user(self):
-        spec = ociimage.load_spec(os.path.join(HERE, "product.json"), {"BINARY": "/dev/null", "VERSION": "x"})
+        spec = ociimage.load_spec(os.path.join(HERE, "product.json"), {"BINARY": "-", "VERSION": "x", "CA_BUNDLE": "-"})
         contents = {e["path"]: e.get("content") for layer in spec["layers"] for e in layer.get("entries", [])}
         uid, gid = spec["config"]["User"].split(":")
         self.assertIn(f"nonroot:x:{uid}:{gid}:nonroot:/home/nonroot:/sbin/nologin\n", contents["/etc/passwd"])
