@@ -46,6 +46,10 @@ key=$(hash_of e2e/images hack/oci-image/ociimage.py)
 out_dir=$cache_root/$key
 base_key=$(hash_of e2e/images/base e2e/images/chroot-setup.sh)
 base_dir=$cache_root/rootfs/base-$base_key
+# Each archive is also kept under a key of its own (what is shared, and its
+# recipe), so that changing one recipe rebuilds one image; out_dir holds hard links.
+shared_key=$(hash_of e2e/images/base e2e/images/common e2e/images/chroot-setup.sh e2e/images/build.sh hack/oci-image/ociimage.py)
+archive_of() { printf '%s/archives/%s-%s.tar\n' "$cache_root" "$1" "$(printf '%s %s' "$shared_key" "$(hash_of "e2e/images/$1")" | sha256sum | cut -c1-16)"; }
 debs=$cache_root/debs
 
 print_dir=false
@@ -79,7 +83,7 @@ fi
 [[ $(id -u) == 0 ]] || { log "needs root (debootstrap, chroot)"; exit 1; }
 command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 1; }
 
-mkdir -p "$cache_root/rootfs" "$debs" "$out_dir"
+mkdir -p "$cache_root/rootfs" "$cache_root/archives" "$debs" "$out_dir"
 # One build at a time; a second one finds the cache filled.
 exec 9>"$cache_root/.build.lock"
 flock 9
@@ -89,7 +93,7 @@ if [[ -z $(missing) ]]; then
 fi
 
 # Holding the lock, any .build.* dir is a leftover of a killed build.
-rm -rf "$cache_root"/.build.* "$cache_root"/rootfs/.build.*
+rm -rf "$cache_root"/.build.*/ "$cache_root"/rootfs/.build.*/
 tmp=$(mktemp -d "$cache_root/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -132,6 +136,12 @@ excludes='["/.complete", "/dev/*", "/proc/*", "/sys/*", "/tmp/*", "/var/lib/apt/
 
 for n in "${names[@]}"; do
   [[ -s $out_dir/$n.tar ]] && continue
+  archive=$(archive_of "$n")
+  if [[ -s $archive ]]; then
+    ln -f "$archive" "$out_dir/$n.tar"
+    log "$n: cached"
+    continue
+  fi
   t0=$(date +%s)
   log "$n: building"
   rootfs=$tmp/rootfs-$n
@@ -145,9 +155,10 @@ ex = json.loads(sys.argv[4])
 spec["layers"] = [{"tree": sys.argv[2], "exclude": ex}, {"tree": sys.argv[3], "over": sys.argv[2], "exclude": ex}]
 json.dump(spec, sys.stdout)
 PY
-  python3 "$writer" build "$tmp/$n.spec.json" -o "$out_dir/.$n.tar" >/dev/null
-  python3 "$writer" inspect "$out_dir/.$n.tar" >/dev/null
-  mv -f "$out_dir/.$n.tar" "$out_dir/$n.tar"
+  python3 "$writer" build "$tmp/$n.spec.json" -o "$tmp/$n.tar" >/dev/null
+  python3 "$writer" inspect "$tmp/$n.tar" >/dev/null
+  mv -f "$tmp/$n.tar" "$archive"
+  ln -f "$archive" "$out_dir/$n.tar"
   rm -rf "$rootfs"
   log "$n: $(du -h "$out_dir/$n.tar" | cut -f1) in $(($(date +%s) - t0)) s"
 done

@@ -12,8 +12,9 @@ post() {
   install -D -m 0644 /tmp/recipe/files/index.html /usr/share/nginx/html/index.html
   install -m 0755 /tmp/recipe/files/docker-entrypoint.sh /docker-entrypoint.sh
   mkdir -p /docker-entrypoint.d
-  # Debian's build keeps request bodies and caches in /var/lib/nginx; the workers write there.
-  chown -R nginx:nginx /var/lib/nginx
+  # Debian's build keeps request bodies and caches in /var/lib/nginx (root's,
+  # 0755, as /var/cache/nginx in the official image): the master, as root,
+  # creates the temp dirs there at start and chowns them to the worker user.
   ln -sf /dev/stdout /var/log/nginx/access.log
   ln -sf /dev/stderr /var/log/nginx/error.log
 }
