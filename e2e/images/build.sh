@@ -109,6 +109,7 @@ in_rootfs() {
   rm -f "$rootfs/etc/resolv.conf"
   cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
   mkdir -p "$rootfs/var/cache/apt/archives"
+  # shellcheck disable=SC2016 # $1 and $2 expand in the inner bash
   unshare --mount --propagation private --fork -- bash -euc '
     mount -t proc proc "$1/proc"
     mount --bind "$2" "$1/var/cache/apt/archives"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Identity pattern (b): arbitrary uid (OpenShift style). USER 1001 with no
 # group, so the process runs with gid 0; the data paths belong to group 0 and
 # are group-writable (chgrp -R 0, chmod -R g=u), so any uid in group 0 can

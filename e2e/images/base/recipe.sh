@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The base layer every server image shares: Debian bookworm minbase (debootstrap),
 # trimmed the way debian:bookworm-slim is (no docs, man pages or locales).
 # build.sh runs debootstrap; this runs in the result.

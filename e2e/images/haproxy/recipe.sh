@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # PACKAGES is read by chroot-setup.sh
 # haproxy as the official haproxy image packages it: USER haproxy (a name, 99:99),
 # WORKDIR /var/lib/haproxy, config at /usr/local/etc/haproxy/haproxy.cfg,
 # STOPSIGNAL SIGUSR1. Debian's haproxy 2.6. The official image ships no config;

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # PACKAGES is read by chroot-setup.sh
 # nginx as the official nginx image (Debian flavour) packages it: root at
 # start, workers as nginx (101:101), /etc/nginx/nginx.conf and conf.d/default.conf,
 # html in /usr/share/nginx/html, logs to stdout/stderr, port 80.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Identity pattern (a): the image names its own non-root numeric USER
 # (10001:10001), which owns the application's files. Charts deploy it with
 # only runAsNonRoot: true; a different runAsUser or runAsGroup breaks its writes.

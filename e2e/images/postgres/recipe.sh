@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # PACKAGES is read by chroot-setup.sh
 # PostgreSQL as the official postgres image packages it: root at start; the entry
 # point makes PGDATA (/var/lib/postgresql/data) and /var/run/postgresql
 # postgres-owned, drops to postgres (999:999; official: gosu, here setpriv),

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # PACKAGES is read by chroot-setup.sh
 # redis as the official redis image packages it: root at start; the entry point
 # chowns /data to redis (999:999) and drops to it (official: gosu; here util-linux
 # setpriv); WORKDIR and VOLUME /data, port 6379. Debian's redis 7.0.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A small application that writes into a path inside its image, running as
 # root (no USER), as many images do: /srv/app/data is root's, 0755.
 post() {

@@ -16,7 +16,7 @@ if [ "$1" = 'postgres' ]; then
 		mkdir -p /var/run/postgresql
 		chmod 03775 /var/run/postgresql || :
 		find /var/run/postgresql \! -user postgres -exec chown postgres '{}' +
-		exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
+		exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 	fi
 
 	if [ ! -s "$PGDATA/PG_VERSION" ]; then
