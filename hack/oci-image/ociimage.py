@@ -36,9 +36,11 @@ an environment variable):
            {"path": "/bin/sh", "type": "symlink", "target": "busybox"}]}]
     }
 
-Entries default to uid 0, gid 0 and mode 0644 (files) or 0755 (dirs). A parent
-directory missing from a layer is added as 0755 root:root. Hard links inside a
-tree stay hard links (the first path in sorted order carries the data).
+Other top-level keys are ignored: callers keep their own metadata there
+(e2e/images puts its health checks under "test"). Entries default to uid 0,
+gid 0 and mode 0644 (files) or 0755 (dirs). A parent directory missing from a
+layer is added as 0755 root:root. Hard links inside a tree stay hard links
+(the first path in sorted order carries the data).
 """
 
 import argparse
