@@ -151,14 +151,16 @@ for c in "${default_caps[@]}"; do drop_all+=(--cap-drop "$c"); done
 #   drop-all     all capabilities dropped, seccomp RuntimeDefault, image's user
 #   read-only    drop-all plus a read-only root filesystem
 #   uid-65532    drop-all with runAsUser/runAsGroup 65532 (writable root)
+#   pinned-uid   drop-all with only runAsUser 1000680000 (gid from the image: 0)
 profiles=(default)
-$matrix && profiles=(default drop-all read-only uid-65532)
+$matrix && profiles=(default drop-all read-only uid-65532 pinned-uid)
 profile_args() {
   case $1 in
     default) ;;
     drop-all) printf '%s\n' "${drop_all[@]}" --seccomp ;;
     read-only) printf '%s\n' "${drop_all[@]}" --seccomp --read-only ;;
     uid-65532) printf '%s\n' "${drop_all[@]}" --seccomp --user 65532:65532 ;;
+    pinned-uid) printf '%s\n' "${drop_all[@]}" --seccomp --user 1000680000 ;;
   esac
 }
 
@@ -199,8 +201,13 @@ run_one() {
     printf '%-14s %-10s ok   healthy after %4ss, pid 1 uid:gid %s%s\n' \
       "$n" "$profile" "$ready_s" "${who// /:}" "${procs:+, children uid $procs}"
   else
-    printf '%-14s %-10s FAIL no health in %4ss: %s\n' "$n" "$profile" "$ready_s" \
-      "$(grep -v '^[[:space:]]*$' "$state/$id.log" | tail -n 1 | cut -c1-160)"
+    # The last line that says what went wrong, else the last line (the shim
+    # copies output asynchronously: give it a moment).
+    local why
+    sleep 0.5
+    why=$(grep -iE 'cannot|could not|not exist|fail|error|denied|not permitted|emerg|fatal' "$state/$id.log" | tail -n 1)
+    [[ -n $why ]] || why=$(grep -v '^[[:space:]]*$' "$state/$id.log" | tail -n 1)
+    printf '%-14s %-10s FAIL no health in %4ss: %s\n' "$n" "$profile" "$ready_s" "$(cut -c1-160 <<<"$why")"
   fi
   "${ctr[@]}" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
   for _ in $(seq 50); do
