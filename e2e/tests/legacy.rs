@@ -362,3 +362,222 @@ fn logs_tail() -> String {
     }
     out
 }
+
+/// One entry of `testdata/identity-patterns.yaml`.
+#[derive(Deserialize)]
+struct Pattern {
+    #[serde(rename = "securityContext")]
+    security_context: Value,
+    works: bool,
+    #[serde(default)]
+    shows: Option<String>,
+}
+
+/// Patterns (a) and (b): the image's own identity, deployed with only the
+/// fields charts set, under `restricted` with the webhook.
+#[tokio::test]
+async fn identity_patterns_with_the_default_baseline() -> Result<()> {
+    let client = client().await;
+    let catalog = catalog()?;
+    let patterns: BTreeMap<String, Pattern> = serde_yaml::from_str(&std::fs::read_to_string(
+        Env::get().repo.join("e2e/testdata/identity-patterns.yaml"),
+    )?)?;
+    let images: Vec<&Image> = patterns
+        .keys()
+        .map(|n| catalog.get(n).with_context(|| format!("no image {n} in the catalog")))
+        .collect::<Result<_>>()?;
+    import(&images).await?;
+    let ns = namespace(&client, SCENARIO, "restricted").await?;
+    let hook = Webhook::start(&config("enforce")).await?;
+    let mwc_name = unique("sd-legacy-id");
+    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+    register(&client, &mwc, &ns, true).await?;
+    let result = async {
+        for ((name, p), img) in patterns.iter().zip(&images) {
+            let a = create(
+                &client,
+                &ns,
+                "pods",
+                &pod(name, container(img), p.security_context.clone()),
+                false,
+            )
+            .await?;
+            ensure!(a.ok(), "{name}: {} {}", a.status, a.body);
+        }
+        let mut wrong = Vec::new();
+        for (name, p) in &patterns {
+            let o = outcome(&client, &ns, name).await?;
+            println!("{name}: ready {}, shows {:?}", o.ready, o.shows);
+            if o.ready != p.works || p.shows.as_deref().is_some_and(|s| !o.shows.contains(s)) {
+                wrong.push(format!(
+                    "{name}: ready {} (want {}), shows {:?} (want {:?})",
+                    o.ready, p.works, o.shows, p.shows
+                ));
+            }
+        }
+        ensure!(
+            wrong.is_empty(),
+            "not as testdata/identity-patterns.yaml says:\n{}",
+            wrong.join("\n")
+        );
+        Ok(())
+    }
+    .await;
+    let result = result.with_context(logs_tail);
+    unregister(&client, &mwc_name).await?;
+    drop(hook);
+    result
+}
+
+/// The pinned uid of pattern (c): nonroot-owner's own user.
+const STS_UID: u32 = 10001;
+
+/// Pattern (c): a StatefulSet with a pinned `runAsUser` whose persistent
+/// volume (a local PersistentVolume under the state dir) already holds data
+/// owned by that uid. Hardened with the default baseline (which adds an
+/// `fsGroup` with `OnRootMismatch`) and with `fsGroup: null`, the app still
+/// reads and writes it, also after its pod is replaced. The ownership the
+/// node shows for both goes to `e2e/results/statefulset-ownership.md`.
+#[tokio::test]
+async fn statefulset_keeps_its_volume_data() -> Result<()> {
+    let client = client().await;
+    let catalog = catalog()?;
+    let img = catalog.get("nonroot-owner").context("no nonroot-owner image")?;
+    import(&[img]).await?;
+    let mut report = String::from(
+        "StatefulSet, `runAsUser: 10001` only, local PersistentVolume holding 10001:10001 data (dir 0755, file 0644):\n\n",
+    );
+    for (label, cfg) in [
+        (
+            "default baseline (adds fsGroup 65532, OnRootMismatch)",
+            "mode: enforce\n",
+        ),
+        ("fsGroup: null", "mode: enforce\nbaseline:\n  fsGroup: null\n"),
+    ] {
+        let seen = statefulset_case(&client, img, cfg)
+            .await
+            .with_context(|| format!("{label}{}", logs_tail()))?;
+        report.push_str(&format!("{label}:\n\n```\n{seen}```\n\n"));
+    }
+    println!("{report}");
+    let results = Env::get().repo.join("e2e/results");
+    std::fs::create_dir_all(&results)?;
+    std::fs::write(results.join("statefulset-ownership.md"), report)?;
+    Ok(())
+}
+
+/// One run of pattern (c) under this webhook configuration; what `id` and
+/// `stat` show inside the pod, before and after the pod is replaced.
+async fn statefulset_case(client: &kube::Client, img: &Image, cfg: &str) -> Result<String> {
+    let ns = namespace(client, SCENARIO, "restricted").await?;
+    let hook = Webhook::start(cfg).await?;
+    let mwc_name = unique("sd-legacy-sts");
+    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+    register(client, &mwc, &ns, true).await?;
+    let result = async {
+        // The volume as an earlier release left it: the pinned uid's data.
+        let class = unique("sd-local");
+        let dir = Path::new(&var("CONTROLPLANE_STATE_DIR")).join("pv").join(&class);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("existing"), "written by the previous release\n")?;
+        let chown = std::process::Command::new("chown")
+            .args(["-R", &format!("{STS_UID}:{STS_UID}")])
+            .arg(&dir)
+            .status()?;
+        ensure!(chown.success(), "chown {}", dir.display());
+        let pv = json!({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": class},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": class,
+                "local": {"path": dir},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [var("NODE_NAME")]}
+                ]}]}},
+            }
+        });
+        let a = send(client, http::Method::POST, "/api/v1/persistentvolumes", "application/json", &pv).await?;
+        ensure!(a.ok(), "PersistentVolume: {} {}", a.status, a.body);
+        let mut c = container(img);
+        c["volumeMounts"] = json!([{"name": "data", "mountPath": "/srv/app/data"}]);
+        let sts = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db"},
+            "spec": {
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {
+                    "metadata": {"labels": {"app": "db"}},
+                    "spec": {
+                        "tolerations": [toleration()],
+                        "terminationGracePeriodSeconds": 1,
+                        "securityContext": {"runAsUser": STS_UID},
+                        "containers": [c],
+                    }
+                },
+                "volumeClaimTemplates": [{
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": class,
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    }
+                }],
+            }
+        });
+        let a = create(client, &ns, "statefulsets", &sts, false).await?;
+        ensure!(a.ok(), "StatefulSet: {} {}", a.status, a.body);
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let look = "id; stat -c '%u:%g %A %n' /srv/app/data /srv/app/data/*; cat /srv/app/data/existing; echo appended >> /srv/app/data/existing";
+        let mut seen = String::new();
+        let mut last_uid = None;
+        for round in ["first pod", "after the pod was replaced"] {
+            let p = wait_for(Duration::from_secs(90), "the StatefulSet's pod", || async {
+                let p = api.get_opt("db-0").await.ok().flatten()?;
+                (p.metadata.uid != last_uid && p.metadata.deletion_timestamp.is_none()).then_some(p)
+            })
+            .await?;
+            last_uid = p.metadata.uid.clone();
+            let o = outcome(client, &ns, "db-0").await?;
+            ensure!(o.ready, "{round}: db-0 not ready: {}", o.shows);
+            let out = exec(&ns, "db-0", &["sh", "-c", look]).await?;
+            ensure!(out.contains("written by the previous release"), "{round}: old data unreadable:\n{out}");
+            // The first pod's append is there for the second.
+            ensure!(
+                round == "first pod" || out.contains("appended"),
+                "{round}: the first pod's write is gone:\n{out}"
+            );
+            seen.push_str(&format!("# {round}\n{out}"));
+            api.delete("db-0", &Default::default()).await?;
+        }
+        Ok::<_, anyhow::Error>(seen)
+    }
+    .await;
+    unregister(client, &mwc_name).await?;
+    drop(hook);
+    result
+}
+
+/// `kubectl exec` in container `app`, bounded; stdout.
+async fn exec(ns: &str, pod: &str, cmd: &[&str]) -> Result<String> {
+    let kubectl = Path::new(&var("BIN_DIR")).join("kubectl");
+    let mut c = tokio::process::Command::new(kubectl);
+    c.arg("--kubeconfig")
+        .arg(Env::get().kubeconfig)
+        .args(["--request-timeout=30s", "-n", ns, "exec", pod, "-c", "app", "--"])
+        .args(cmd)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(40), c.output())
+        .await
+        .with_context(|| format!("kubectl exec {pod} {cmd:?} timed out"))??;
+    ensure!(
+        out.status.success(),
+        "kubectl exec {pod} {cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
