@@ -19,7 +19,9 @@ if [[ ${SD_NODE:-1} == 1 ]]; then
   e2e/controlplane/build-node.sh >/dev/null
   # The real-server images the legacy tests deploy (cached; needs root and debootstrap).
   SD_IMAGES_DIR=$(e2e/images/build.sh | tail -n 1)
-  export SD_IMAGES_DIR
+  # The product image the Helm install on the node runs (static release build).
+  SD_PRODUCT_IMAGE=$(make -s oci-image | tail -n 1)
+  export SD_IMAGES_DIR SD_PRODUCT_IMAGE
 fi
 
 cargo build --locked --bin secure-defaults

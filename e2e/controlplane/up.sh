@@ -240,6 +240,10 @@ done
 # privileged pods and see what Pod Security and the webhook do with them.
 # PodSecurity, MutatingAdmissionWebhook and ValidatingAdmissionWebhook are in
 # the default plugin set of 1.37; listed anyway to make the dependency explicit.
+# --enable-aggregator-routing: there is no kube-proxy, so the apiserver calls
+# a webhook's Service at one of its endpoints (a pod IP on the node's bridge);
+# 1.37 uses this resolver for admission webhooks too (cmd/kube-apiserver/app/
+# server.go: buildServiceResolver).
 # shellcheck disable=SC2086 # APISERVER_EXTRA_ARGS is word-split on purpose
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --bind-address=127.0.0.1 \
@@ -262,6 +266,7 @@ start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
   --kubelet-certificate-authority="$pki/ca.crt" \
   --kubelet-preferred-address-types=InternalIP \
+  --enable-aggregator-routing=true \
   ${APISERVER_EXTRA_ARGS:-}
 apiserver_pid=$last_pid
 pids+=("$apiserver_pid")
