@@ -204,7 +204,7 @@ async fn helm_chart_on_the_node_serves_through_its_service() -> Result<()> {
             other.status,
             other.body
         );
-        Ok(())
+        availability(&client, &ns, &target, &full, &kubectl, &kc).await
     }
     .await;
     let logs = if result.is_err() {
@@ -253,5 +253,131 @@ async fn helm_chart_on_the_node_serves_through_its_service() -> Result<()> {
     .await;
     result.with_context(|| logs)?;
     uninstall?;
+    Ok(())
+}
+
+/// Pods created continuously (300 over 30 s, `failurePolicy: Fail`) while
+/// the webhook's Deployment is rolled and then one replica is killed: every
+/// create succeeds and every pod is hardened. Then with no replica at all,
+/// `Fail` refuses pods and `Ignore` admits them unhardened, as the README says.
+async fn availability(
+    client: &kube::Client,
+    ns: &str,
+    target: &str,
+    full: &str,
+    kubectl: &Path,
+    kc: &str,
+) -> Result<()> {
+    let bare = |i: usize| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("load-{i}")},
+            "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}
+        })
+    };
+    let load = {
+        let client = client.clone();
+        let target = target.to_string();
+        tokio::spawn(async move {
+            let mut failed = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            for i in 0..300 {
+                tick.tick().await;
+                match create(&client, &target, "pods", &bare(i), false).await {
+                    Ok(a) if a.ok() => {
+                        if a.body["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] != json!(true) {
+                            failed.push(format!("load-{i}: admitted unhardened"));
+                        }
+                    }
+                    Ok(a) => failed.push(format!("load-{i}: {} {}", a.status, a.message())),
+                    Err(e) => failed.push(format!("load-{i}: {e}")),
+                }
+            }
+            failed
+        })
+    };
+    let deploy = ["--kubeconfig", kc, "-n", ns];
+    let k = |args: Vec<&str>| {
+        let mut all: Vec<&str> = deploy.to_vec();
+        all.extend(args);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run_k = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(kubectl, &refs, Duration::from_secs(120)).await
+    };
+    let dep = format!("deployment/{full}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // One replica killed: its pod deleted without a grace period.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let victim = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=secure-defaults"))
+        .await?
+        .items
+        .into_iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+        .and_then(|p| p.metadata.name)
+        .context("no webhook pod")?;
+    run_k(k(vec![
+        "delete",
+        "pod",
+        &victim,
+        "--grace-period=0",
+        "--force",
+        "--wait=false",
+    ]))
+    .await?;
+    ensure!(!load.is_finished(), "the kill came after the load");
+    // Then the Deployment rolled, while pods are still being created.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run_k(k(vec!["rollout", "restart", &dep])).await?;
+    ensure!(!load.is_finished(), "the rollout came after the load");
+    run_k(k(vec!["rollout", "status", &dep, "--timeout=90s"])).await?;
+    let failed = tokio::time::timeout(Duration::from_secs(90), load)
+        .await
+        .context("load: timed out")??;
+    ensure!(
+        failed.is_empty(),
+        "{} of 300 creates failed or unhardened:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+
+    // Every replica gone.
+    run_k(k(vec!["scale", &dep, "--replicas=0"])).await?;
+    wait_for(Duration::from_secs(60), "no webhook pods", || async {
+        let l = pods
+            .list(&ListParams::default().labels("app.kubernetes.io/name=secure-defaults"))
+            .await
+            .ok()?;
+        l.items.is_empty().then_some(())
+    })
+    .await?;
+    let a = create(client, target, "pods", &bare(1000), true).await?;
+    ensure!(
+        !a.ok()
+            && a.message()
+                .contains("failed calling webhook \"pods.secure-defaults.io\""),
+        "failurePolicy Fail, no replica: want a refusal, got {} {}",
+        a.status,
+        a.body
+    );
+    let patch_ignore = json!([{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}]);
+    let uri = format!("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{full}");
+    let p = patch(client, &uri, "application/json-patch+json", &patch_ignore).await?;
+    ensure!(p.ok(), "patching failurePolicy: {} {}", p.status, p.body);
+    // The namespace enforces restricted: an unhardened bare pod is refused by
+    // Pod Security, not by the webhook.
+    let a = wait_for(Duration::from_secs(30), "failurePolicy Ignore to apply", || async {
+        let a = create(client, target, "pods", &bare(1001), true).await.ok()?;
+        a.message().contains("violates PodSecurity").then_some(a)
+    })
+    .await?;
+    ensure!(
+        a.status == 403,
+        "failurePolicy Ignore, no replica: {} {}",
+        a.status,
+        a.body
+    );
     Ok(())
 }
