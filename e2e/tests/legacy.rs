@@ -581,3 +581,95 @@ async fn exec(ns: &str, pod: &str, cmd: &[&str]) -> Result<String> {
     );
     Ok(String::from_utf8(out.stdout)?)
 }
+
+/// `secure-defaults scan` of a namespace whose pods run on the node: a bare
+/// pod that was hardened at admission needs nothing more; a Deployment's
+/// row says what a new pod of it gets (its template is unhardened), and its
+/// running pod carries each of those fields. Owned pods are not rows.
+#[tokio::test]
+async fn scan_of_running_workloads() -> Result<()> {
+    let client = client().await;
+    let ns = namespace(&client, SCENARIO, "restricted").await?;
+    let hook = Webhook::start(&config("enforce")).await?;
+    let mwc_name = unique("sd-legacy-scan");
+    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+    register(&client, &mwc, &ns, true).await?;
+    let result = async {
+        let c = json!({"name": "app", "image": var("NODE_TEST_IMAGE"), "imagePullPolicy": "Never", "command": ["sleep", "3600"]});
+        let bare = pod("bare", c.clone(), json!({}));
+        let a = create(&client, &ns, "pods", &bare, false).await?;
+        ensure!(a.ok(), "bare: {} {}", a.status, a.body);
+        let web = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"tolerations": [toleration()], "terminationGracePeriodSeconds": 0, "containers": [c]},
+                },
+            }
+        });
+        let a = create(&client, &ns, "deployments", &web, false).await?;
+        ensure!(a.ok(), "web: {} {}", a.status, a.body);
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let running = wait_for(Duration::from_secs(90), "both pods Running", || async {
+            let list = api.list(&Default::default()).await.ok()?;
+            let running: Vec<Pod> = list
+                .items
+                .into_iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .collect();
+            (running.len() == 2).then_some(running)
+        })
+        .await?;
+        let web_pod = running
+            .iter()
+            .find(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("web-")))
+            .context("no running pod of web")?;
+        let web_pod = serde_json::to_value(web_pod)?;
+
+        let out = std::process::Command::new(Env::get().bin)
+            .arg("scan")
+            .arg("--kubeconfig")
+            .arg(Env::get().kubeconfig)
+            .args(["-n", &ns, "-o", "json", "--quiet"])
+            .output()?;
+        ensure!(out.status.success(), "scan: {}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout)?;
+        let rows: BTreeMap<String, Value> = report["namespaces"][0]["workloads"]
+            .as_array()
+            .context("no workloads")?
+            .iter()
+            .map(|w| (format!("{}/{}", w["kind"].as_str().unwrap_or(""), w["name"].as_str().unwrap_or("")), w.clone()))
+            .collect();
+        ensure!(
+            rows.keys().map(String::as_str).collect::<Vec<_>>() == ["Deployment/web", "Pod/bare"],
+            "rows: {:?}",
+            rows.keys()
+        );
+        for (name, row) in &rows {
+            ensure!(row["verdict"] == "ready", "{name}: {row}");
+        }
+        let bare_added = rows["Pod/bare"]["assessment"]["added"].as_array().map_or(0, Vec::len);
+        ensure!(bare_added == 0, "the running bare pod is already hardened: {}", rows["Pod/bare"]);
+        let added = rows["Deployment/web"]["assessment"]["added"].as_array().context("added")?;
+        ensure!(!added.is_empty(), "a new pod of web gets fields: {}", rows["Deployment/web"]);
+        for a in added {
+            let field = a["field"].as_str().unwrap_or("");
+            let key = if field == "dropCapabilities" { "capabilities" } else { field };
+            let holder = if a["target"]["level"] == "pod" {
+                &web_pod["spec"]["securityContext"]
+            } else {
+                &web_pod["spec"]["containers"][0]["securityContext"]
+            };
+            ensure!(!holder[key].is_null(), "scan says a new web pod gets {field}; the running one lacks it: {holder}");
+        }
+        Ok(())
+    }
+    .await;
+    let result = result.with_context(logs_tail);
+    unregister(&client, &mwc_name).await?;
+    drop(hook);
+    result
+}
