@@ -99,9 +99,11 @@ trap 'rm -rf "$tmp"' EXIT
 
 # Run chroot-setup.sh with recipe $2 inside rootfs $1, in a mount namespace of
 # its own: /proc and the package cache are mounted there only, so nothing is
-# left mounted whatever happens.
+# left mounted whatever happens. apt's and the recipe's output go to a log,
+# shown when the recipe fails.
 in_rootfs() {
-  local rootfs=$1 recipe=$2
+  local rootfs=$1 recipe=$2 out
+  out=$tmp/$(basename "$recipe").log
   rm -rf "$rootfs/tmp/recipe" "$rootfs/tmp/common"
   cp -r "$recipe" "$rootfs/tmp/recipe"
   cp -r "$here/common" "$rootfs/tmp/common"
@@ -113,7 +115,8 @@ in_rootfs() {
   unshare --mount --propagation private --fork -- bash -euc '
     mount -t proc proc "$1/proc"
     mount --bind "$2" "$1/var/cache/apt/archives"
-    exec chroot "$1" /bin/bash /tmp/chroot-setup.sh' _ "$rootfs" "$debs" >&2
+    exec chroot "$1" /bin/bash /tmp/chroot-setup.sh' _ "$rootfs" "$debs" >"$out" 2>&1 ||
+    { tail -n 30 "$out" >&2; log "$(basename "$recipe"): the recipe failed (output above)"; return 1; }
   rm -rf "$rootfs/tmp/recipe" "$rootfs/tmp/common" "$rootfs/tmp/chroot-setup.sh" "$rootfs/etc/resolv.conf"
 }
 

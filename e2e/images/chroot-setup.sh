@@ -43,6 +43,7 @@ if ((${#PACKAGES[@]})); then
 fi
 post
 
-apt-get clean
+# No apt-get clean: /var/cache/apt/archives is build.sh's package cache, bind
+# mounted, and left out of every layer anyway.
 rm -rf /var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log /var/log/bootstrap.log \
   /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache

@@ -19,7 +19,7 @@
 # Needs root and containerd, containerd-shim-runc-v2, ctr and runc in
 # $SD_NODE_BIN (default: the node build's cache, ~/.cache/secure-defaults/
 # node/*/bin). A containerd of its own runs under a temp dir with the CRI
-# plugins off and is stopped at the end; the host's /etc/containerd and
+# and CNI unconfigured, and is stopped at the end; the host's /etc/containerd and
 # /run/containerd are not used. Holds the e2e node lock, as up-node.sh does.
 set -euo pipefail
 
@@ -100,10 +100,6 @@ state = "$state/state"
 temp = "$state/tmp"
 imports = []
 disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.cri.v1.images",
-  "io.containerd.cri.v1.runtime",
-  "io.containerd.podsandbox.controller.v1.podsandbox",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.zfs",
   "io.containerd.snapshotter.v1.devmapper",
@@ -128,6 +124,20 @@ disabled_plugins = [
   [plugins.'io.containerd.nri.v1.nri']
     disable = true
     socket_path = "$state/nri.sock"
+  # The CRI plugin, only so that crictl can show what a kubelet would see; no
+  # CNI config, no pulls (registry config of its own, empty).
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "$state/certs.d"
+  [plugins.'io.containerd.cri.v1.runtime']
+    restrict_oom_score_adj = true
+    netns_mounts_under_state_dir = true
+    cdi_spec_dirs = []
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ["$state/cni"]
+      conf_dir = "$state/net.d"
+  [plugins.'io.containerd.grpc.v1.cri']
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
 EOF
 PATH=$bin:$PATH "$bin/containerd" --config "$state/config.toml" >"$state/containerd.log" 2>&1 &
 cd_pid=$!
@@ -139,6 +149,27 @@ for _ in $(seq 100); do
 done
 "${ctr[@]}" version >/dev/null || fail "containerd did not answer in 10 s"
 
+# listed IMAGE: ctr lists the image (a few tries: the CRI plugin handles the
+# import's events at the same time).
+listed() {
+  local i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    "${ctr[@]}" images ls -q 2>/dev/null | grep -xF "$1" >/dev/null && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# cri_user IMAGE: the user the CRI reports for an image, which is what the
+# kubelet checks runAsNonRoot against ("uid N", "name NAME" or "none": root).
+cri_user() {
+  [[ -x $bin/crictl ]] || { echo "no crictl"; return; }
+  "$bin/crictl" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" inspecti "$1" 2>/dev/null |
+    python3 -c '
+import json, sys
+s = json.load(sys.stdin)["status"]
+print("uid " + s["uid"]["value"] if s.get("uid") else "name " + s["username"] if s.get("username") else "none")'
+}
 field() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["images"][sys.argv[2]].get(sys.argv[3]); print(json.dumps(v) if not isinstance(v,str) else v)' "$catalog" "$1" "$2"; }
 
 # The runtime's default capabilities (containerd's, as for a pod that drops none).
@@ -231,8 +262,8 @@ verify_product() {
     fail "import of $product failed: $(tail -n 3 "$state/import-product.log")"
   image=$(python3 "$here/../../hack/oci-image/ociimage.py" inspect "$product" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["name"])')
-  "${ctr[@]}" images ls -q 2>/dev/null | grep -qxF "$image" || fail "$image not listed after import"
-  echo "product        imported   $image"
+  listed "$image" || fail "$image not listed after import"
+  echo "product        imported   $image; CRI image user: $(cri_user "$image")"
   # /tmp is an in-memory volume, as a pod would mount an emptyDir for --ca-out.
   "${ctr[@]}" run -d --runc-binary "$bin/runc" --log-uri "file://$state/product.log" \
     "${drop_all[@]}" --seccomp --read-only --mount type=tmpfs,destination=/tmp,options=nosuid:nodev:mode=1777 \
@@ -241,7 +272,7 @@ verify_product() {
   pid=$("${ctr[@]}" tasks ls 2>/dev/null | awk -v id="$id" '$1 == id {print $2}')
   for i in $(seq 50); do
     if nsenter -t "$pid" -n curl -sf --max-time 2 http://127.0.0.1:8080/readyz >/dev/null 2>&1 &&
-      mutate 2>/dev/null | grep -q '"allowed":true,.*"patchType":"JSONPatch"'; then
+      mutate 2>/dev/null | grep '"allowed":true,.*"patchType":"JSONPatch"' >/dev/null; then
       ok=true
       break
     fi
@@ -280,8 +311,13 @@ for n in "${names[@]}"; do
     failed=$((failed + 1))
     continue
   fi
-  "${ctr[@]}" images ls -q 2>/dev/null | grep -qxF "$image" || { log "$n: $image not listed after import"; failed=$((failed + 1)); continue; }
-  printf '%-14s imported   %s in %ss\n' "$n" "$image" "$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")"
+  if ! listed "$image"; then
+    log "$n: $image not listed after import: $("${ctr[@]}" images ls -q 2>&1 | tr '\n' ' ')"
+    failed=$((failed + 1))
+    continue
+  fi
+  printf '%-14s imported   %s in %ss; CRI image user: %s\n' "$n" "$image" \
+    "$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")" "$(cri_user "$image")"
   if $import_only; then
     passed=$((passed + 1))
     continue

@@ -41,7 +41,7 @@ if [[ -z $binary ]]; then
 fi
 
 # Static means no program interpreter (no ld.so): the image has none to offer.
-if readelf -lW "$binary" | grep -q 'Requesting program interpreter'; then
+if readelf -lW "$binary" | grep 'Requesting program interpreter' >/dev/null; then
   log "$binary is dynamically linked; the image has no libc"
   exit 1
 fi
