@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build release run test unit e2e lint fmt golden schema bench fuzz image clean
+.PHONY: all build release run test unit e2e lint fmt golden schema bench fuzz image oci-image test-images clean
 
 all: build
 
@@ -20,11 +20,16 @@ run:
 ## test: every test the project has: unit, golden, property, server and end-to-end.
 test: unit e2e
 
-unit:
+unit: test-images
 	$(CARGO) test --locked --all-targets
 
-## e2e: the end-to-end suite on a real kube-apiserver, etcd and kube-controller-manager
-## (built once from Go modules and cached in ~/.cache/secure-defaults).
+## test-images: the OCI archive writer and its agreement with the Dockerfile (Python, a second).
+test-images:
+	python3 -m unittest discover -s hack/oci-image
+
+## e2e: the end-to-end suite on a real kube-apiserver, etcd, kube-controller-manager,
+## kube-scheduler and a kubelet + containerd node (built once from Go modules and
+## cached in ~/.cache/secure-defaults; the node needs root).
 e2e:
 	bash e2e/run.sh
 
@@ -56,6 +61,12 @@ fuzz:
 ## image: needs a container engine (none runs on the development machines).
 image:
 	docker build -t secure-defaults:dev .
+
+## oci-image: the same image without an engine or registry: a static release build
+## packed into target/oci/secure-defaults-<version>.tar (path printed), for
+## `ctr -n k8s.io images import`.
+oci-image:
+	bash hack/oci-image/build-product.sh
 
 clean:
 	$(CARGO) clean

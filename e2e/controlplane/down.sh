@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Stop the control plane that up.sh started in STATE_DIR: SIGTERM, then SIGKILL
-# after a grace period. Idempotent: exits 0 when nothing is running, when
-# STATE_DIR is gone, or when it is called twice.
+# Stop the control plane that up.sh started in STATE_DIR (and its node, with
+# down-node.sh): SIGTERM, then SIGKILL after a grace period. Idempotent:
+# exits 0 when nothing is running, when STATE_DIR is gone, or when it is
+# called twice.
 #
 # Usage: down.sh STATE_DIR
 # Environment: DOWN_GRACE_SECONDS (default 10)
@@ -21,7 +22,7 @@ while IFS='=' read -r key val; do
   [[ $val =~ ^[0-9]+$ ]] || continue
   case $key in
     "export ETCD_PID") etcd_pid=$val ;;
-    "export APISERVER_PID" | "export KCM_PID") others+=("$val") ;;
+    "export APISERVER_PID" | "export KCM_PID" | "export SCHEDULER_PID") others+=("$val") ;;
   esac
 done <"$state/env"
 
@@ -68,6 +69,9 @@ stop() {
     sleep 0.1
   done
 }
+
+# The node first (up-node.sh, SD_NODE=1): its kubelet talks to the apiserver.
+[[ -d $state/n ]] && "$(dirname "${BASH_SOURCE[0]}")/down-node.sh" "$state"
 
 # Controller manager and apiserver first, etcd after they are gone: an
 # apiserver whose etcd vanished first hangs in its shutdown retrying it.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start a real Kubernetes control plane (etcd, kube-apiserver,
-# kube-controller-manager; no kubelet, no scheduler) on random free ports on
-# 127.0.0.1, with all state (certs, etcd data, logs) inside STATE_DIR.
+# kube-controller-manager) on random free ports on 127.0.0.1, with all state
+# (certs, etcd data, logs) inside STATE_DIR. With SD_NODE=1 also
+# kube-scheduler and one node (containerd + kubelet on a bridge of its own):
+# see up-node.sh.
 #
 # Usage: up.sh STATE_DIR
 #
@@ -19,6 +21,11 @@
 #   APISERVER_EXTRA_ARGS    extra kube-apiserver flags (word-split), e.g.
 #                           "--feature-gates=Foo=true --v=4"
 #   KCM_EXTRA_ARGS          extra kube-controller-manager flags (word-split)
+#   SD_NODE                 1: also start kube-scheduler and a node (up-node.sh);
+#                           adds NODE_NAME NODE_IP NODE_BRIDGE CONTAINERD_ADDRESS
+#                           CTR CRICTL NODE_TEST_IMAGE ... to env
+#   KUBELET_EXTRA_ARGS      extra kubelet flags (word-split), with SD_NODE=1
+#   NODE_BUSYBOX            static busybox for the test image (default /bin/busybox)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -66,12 +73,13 @@ pids=()
 fail() {
   trap - EXIT INT TERM
   log "$*"
-  for f in "$logs"/openssl.log "$logs"/etcd.log "$logs"/kube-apiserver.log "$logs"/kube-controller-manager.log; do
+  for f in "$logs"/openssl.log "$logs"/etcd.log "$logs"/kube-apiserver.log "$logs"/kube-controller-manager.log \
+    "$logs"/kube-scheduler.log "$logs"/containerd.log "$logs"/ctr.log "$logs"/kubelet.log; do
     [[ -f $f ]] || continue
     printf '\n===== last lines of %s =====\n' "$f" >&2
     tail -n 25 "$f" >&2
   done
-  if [[ ${#pids[@]} -gt 0 ]]; then
+  if [[ ${#pids[@]} -gt 0 || -n $(sed -n 's/^export NODE_BRIDGE=//p' "$state/env" 2>/dev/null) ]]; then
     "$here/down.sh" "$state" >&2 || true
   fi
   exit 1
@@ -153,6 +161,10 @@ sign admin "/O=system:masters/CN=secure-defaults-e2e-admin" "$client_ext"
 # what the controller manager itself needs (it then uses one service account
 # per controller, --use-service-account-credentials).
 sign kcm "/CN=system:kube-controller-manager" "$client_ext"
+# The apiserver's client cert towards kubelets (logs, exec); up-node.sh binds
+# it to the system:kubelet-api-admin ClusterRole. The apiserver dials a kubelet
+# by its InternalIP only: the default tries the node's hostname first, in DNS.
+sign apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" "$client_ext"
 
 # Service-account token signing key pair.
 newkey "$pki/sa.key"
@@ -228,6 +240,10 @@ done
 # privileged pods and see what Pod Security and the webhook do with them.
 # PodSecurity, MutatingAdmissionWebhook and ValidatingAdmissionWebhook are in
 # the default plugin set of 1.37; listed anyway to make the dependency explicit.
+# --enable-aggregator-routing: there is no kube-proxy, so the apiserver calls
+# a webhook's Service at one of its endpoints (a pod IP on the node's bridge);
+# 1.37 uses this resolver for admission webhooks too (cmd/kube-apiserver/app/
+# server.go: buildServiceResolver).
 # shellcheck disable=SC2086 # APISERVER_EXTRA_ARGS is word-split on purpose
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --bind-address=127.0.0.1 \
@@ -246,6 +262,11 @@ start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --endpoint-reconciler-type=none \
   --allow-privileged=true \
   --cert-dir="$state/apiserver-certs" \
+  --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+  --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority="$pki/ca.crt" \
+  --kubelet-preferred-address-types=InternalIP \
+  --enable-aggregator-routing=true \
   ${APISERVER_EXTRA_ARGS:-}
 apiserver_pid=$last_pid
 pids+=("$apiserver_pid")
@@ -277,6 +298,7 @@ start kube-controller-manager "$BIN_DIR/kube-controller-manager" \
   --cluster-signing-cert-file="$pki/ca.crt" \
   --cluster-signing-key-file="$pki/ca.key" \
   --controllers='*' \
+  --flex-volume-plugin-dir="$state/kcm-flex" \
   ${KCM_EXTRA_ARGS:-}
 kcm_pid=$last_pid
 pids+=("$kcm_pid")
@@ -302,6 +324,15 @@ until "${kubectl[@]}" -n default get serviceaccount default >/dev/null 2>&1; do
   sleep 0.25
 done
 
+t_cp=$(now)
+if [[ ${SD_NODE:-0} == 1 ]]; then
+  NODE_PAUSE_IMAGE=localhost/secure-defaults-e2e/pause:3.10
+  NODE_TEST_IMAGE=localhost/secure-defaults-e2e/busybox:1
+  NODE_BUSYBOX=${NODE_BUSYBOX:-/bin/busybox}
+  # shellcheck source=SCRIPTDIR/up-node.sh
+  . "$here/up-node.sh"
+fi
+
 cat >>"$state/env" <<EOF
 export KUBECONFIG=$(printf '%q' "$state/kubeconfig")
 export APISERVER_URL=$apiserver_url
@@ -315,5 +346,9 @@ mv "$state/kubeconfig.tmp" "$state/kubeconfig"
 trap - EXIT INT TERM
 
 t1=$(now)
-log "apiserver ready after $(awk "BEGIN{printf \"%.1f\", $t_api - $t0}") s, control plane ready after $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s: $apiserver_url"
+secs() { awk "BEGIN{printf \"%.1f\", $2 - $1}"; }
+log "apiserver ready after $(secs "$t0" "$t_api") s, control plane ready after $(secs "$t0" "$t_cp") s: $apiserver_url"
+if [[ ${SD_NODE:-0} == 1 ]]; then
+  log "scheduler and node $node_name Ready $(secs "$t_cp" "$t_node") s later, $(secs "$t0" "$t1") s in all (bridge $bridge, $node_ip)"
+fi
 log "use: . $state/env"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run CMD against a fresh control plane:
-#   build (cached) -> up.sh in a new temp state dir -> CMD -> down.sh.
+#   build (cached) -> up.sh in a new temp state dir -> CMD -> down.sh
+#   -> leak-check.sh.
 #
 # Usage: with-controlplane.sh CMD [ARGS...]
 #
@@ -8,7 +9,9 @@
 # APISERVER_URL, BIN_DIR, CA_CERT, CA_KEY, ...) and BIN_DIR prepended to PATH
 # (so `kubectl` is the matching version). Exit status is CMD's. On success the
 # state dir is removed; on failure it is kept and its path printed, for the logs.
-# Set CONTROLPLANE_KEEP_STATE=1 to keep it always.
+# Set CONTROLPLANE_KEEP_STATE=1 to keep it always. With SD_NODE=1 the cluster
+# has a scheduler and a node (see up-node.sh). Anything left after down.sh (a
+# process, mount, bridge, network namespace, host path) fails the run.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,12 +23,18 @@ fi
 
 BIN_DIR=$("$here/build.sh" | tail -n 1)
 export BIN_DIR
+if [[ ${SD_NODE:-0} == 1 ]]; then
+  "$here/build-node.sh" >/dev/null
+fi
 
 state=$(mktemp -d "${TMPDIR:-/tmp}/secure-defaults-cp.XXXXXX")
 rc=1
 finish() {
   trap - EXIT INT TERM
   "$here/down.sh" "$state" || true
+  if ! "$here/leak-check.sh" "$state" && [[ $rc -eq 0 ]]; then
+    rc=1
+  fi
   if [[ $rc -eq 0 && ${CONTROLPLANE_KEEP_STATE:-0} != 1 ]]; then
     rm -rf "$state"
   else

@@ -1,0 +1,351 @@
+# shellcheck shell=bash
+# The node part of up.sh (sourced by it when SD_NODE=1, after the control
+# plane is ready; uses its helpers: log, fail, free_port, sign, kubeconfig,
+# start, alive, in_time, and its variables state, pki, logs, BIN_DIR).
+#
+# Starts kube-scheduler, then one node: a bridge of its own, containerd (with
+# runc and the CNI plugins) and a kubelet registered with its own
+# system:node:<name> credentials. Everything lives in STATE_DIR/n except what
+# the kubelet and containerd hard-code on the host; those paths are recorded
+# in n/host-paths when this run creates them, and down-node.sh removes them.
+#
+# Pods get addresses on the bridge, with a route to their own /24 only: no
+# NAT, no default route. Nothing is ever pulled: containerd's registry config
+# sends every pull to a closed loopback port, and the images the node needs
+# (pause, busybox) are imported from local OCI archives. The node carries
+# the taint e2e.secure-defaults.io/node=runtime:NoSchedule, so only pods that
+# tolerate it (the runtime tests') land on it; the other scenarios' pods stay
+# Pending as before.
+
+NODE_DIR=$("$here/build-node.sh" | tail -n 1)
+node=$state/n
+node_bin=$NODE_DIR/bin
+used_ports+="$kcm_port "
+mkdir -p "$node"/{etc,run,cni/net.d,images} "$node/etc/certs.d/_default"
+
+# Unix socket paths are limited to 107 bytes; containerd's shim sockets are
+# SOCKET_DIR/<64 hex>.
+(( ${#node} + 72 < 108 )) || fail "state dir path too long for unix sockets: $state (use a shorter TMPDIR)"
+
+# ---------------------------------------------------------------- scheduler
+# Started before the node lock is taken, so it does not hold it.
+sign scheduler "/CN=system:kube-scheduler" "$client_ext"
+sign scheduler-serving "/CN=kube-scheduler" 'basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost'
+chmod 600 "$pki"/*.key
+kubeconfig "$state/scheduler.kubeconfig" scheduler
+sched_port=$(free_port); used_ports+="$sched_port "
+start kube-scheduler "$node_bin/kube-scheduler" \
+  --kubeconfig="$state/scheduler.kubeconfig" \
+  --authentication-kubeconfig="$state/scheduler.kubeconfig" \
+  --authorization-kubeconfig="$state/scheduler.kubeconfig" \
+  --bind-address=127.0.0.1 \
+  --secure-port="$sched_port" \
+  --tls-cert-file="$pki/scheduler-serving.crt" \
+  --tls-private-key-file="$pki/scheduler-serving.key" \
+  --leader-elect=false
+sched_pid=$last_pid
+pids+=("$sched_pid")
+echo "export SCHEDULER_PID=$sched_pid" >>"$state/env"
+
+# What the apiserver may do on the kubelet API (logs, exec, ...), as kubeadm
+# grants it.
+"${kubectl[@]}" create clusterrolebinding e2e:apiserver-kubelet-client \
+  --clusterrole=system:kubelet-api-admin --user=kube-apiserver-kubelet-client >/dev/null ||
+  fail "cannot bind the apiserver's kubelet client"
+
+# ---------------------------------------------------------------- host lock
+# One node per host: the kubelet and containerd use host-global paths
+# (/var/lib/kubelet/device-plugins, /var/lib/cni, the kubepods cgroups).
+# The lock fd is inherited by containerd, its shims and the kubelet, so it is
+# held until the last of them is gone, even after a crash of this script.
+node_lock=${SD_NODE_LOCK:-/run/lock/secure-defaults-e2e-node.lock}
+mkdir -p "$(dirname "$node_lock")"
+exec 8>"$node_lock"
+if ! flock -n 8; then
+  log "waiting for $node_lock (another e2e node on this host) at most ${SD_NODE_LOCK_TIMEOUT:-600} s"
+  if ! flock -w "${SD_NODE_LOCK_TIMEOUT:-600}" 8; then
+    exec 8>&-
+    fail "another e2e node still runs on this host (lock $node_lock held); waited ${SD_NODE_LOCK_TIMEOUT:-600}s"
+  fi
+  # The node's own start-up gets the full CONTROLPLANE_TIMEOUT.
+  deadline=$(($(date +%s) + timeout_s))
+fi
+echo "export NODE_LOCK=$(printf '%q' "$node_lock")" >>"$state/env"
+
+# Host paths that the kubelet, containerd or the CNI plugins may create
+# outside STATE_DIR; the ones missing now are recorded and removed at teardown.
+host_candidates=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni
+  /usr/libexec/kubernetes /etc/cni /opt/cni /run/netns /etc/kubernetes)
+: >"$node/host-paths"
+for p in "${host_candidates[@]}"; do
+  [[ -e $p ]] || echo "$p" >>"$node/host-paths"
+done
+# The kubepods cgroups (cgroupfs driver, cgroupsPerQOS), v1 and v2 alike.
+for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+  [[ -f $d/cgroup.procs && ! -e $d/kubepods ]] && echo "${d%/}/kubepods" >>"$node/cgroups"
+done
+touch "$node/cgroups"
+# The bridge plugin turns on IPv4 forwarding for its gateway; put it back after.
+echo "$(cat /proc/sys/net/ipv4/ip_forward)" >"$node/ip_forward"
+ip netns list 2>/dev/null | sort >"$node/netns.before" || true
+
+# ---------------------------------------------------------------- bridge
+# A per-run name and /24 that no route on the host covers. The kubelet refuses
+# a loopback node IP, so the node IP is the bridge's own address: traffic to it
+# stays on this host.
+node_name=sd-e2e-$(printf '%04x' $((RANDOM % 65536)))
+bridge=sdbr${node_name#sd-e2e-}
+subnet=""
+for ((i = 0; i < 50; i++)); do
+  cand=10.$((200 + RANDOM % 50)).$((RANDOM % 256))
+  if [[ -z $(ip -4 route show match "$cand.1" | grep -v '^default') ]]; then
+    subnet=$cand
+    break
+  fi
+done
+[[ -n $subnet ]] || fail "no free 10.x.y.0/24 for the node bridge"
+node_ip=$subnet.1
+ip link add "$bridge" type bridge || fail "cannot create bridge $bridge"
+cat >>"$state/env" <<EOF
+export NODE_BRIDGE=$bridge
+export NODE_NAME=$node_name
+export NODE_IP=$node_ip
+export NODE_SUBNET=$subnet.0/24
+EOF
+ip addr add "$node_ip/24" dev "$bridge"
+ip link set "$bridge" up
+
+# ---------------------------------------------------------------- certs
+# The kubelet's client cert puts it under the Node authorizer and
+# NodeRestriction; its serving cert is signed by the cluster CA, which the
+# apiserver checks (--kubelet-certificate-authority).
+sign kubelet "/O=system:nodes/CN=system:node:$node_name" "$client_ext"
+sign kubelet-serving "/CN=$node_name" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$node_ip,DNS:$node_name"
+chmod 600 "$pki"/*.key
+kubeconfig "$node/kubelet.kubeconfig" kubelet
+
+# ---------------------------------------------------------------- containerd
+sock=$node/run/containerd.sock
+cat >"$node/etc/containerd.toml" <<EOF
+# containerd 2.4, config schema 4. Everything under STATE_DIR/n; the host's
+# /etc/containerd is never read.
+version = 4
+root = "$node/containerd/root"
+state = "$node/containerd/state"
+temp = "$node/containerd/tmp"
+imports = []
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.blockfile",
+  "io.containerd.snapshotter.v1.erofs",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing",
+]
+
+[plugins]
+  [plugins.'io.containerd.server.v1.grpc']
+    address = "$sock"
+  [plugins.'io.containerd.server.v1.ttrpc']
+    address = "$sock.ttrpc"
+  [plugins.'io.containerd.server.v1.debug']
+    address = ""
+  [plugins.'io.containerd.server.v1.metrics']
+    address = ""
+  [plugins.'io.containerd.shim.v1.manager']
+    socket_dir = "$node/run/s"
+  [plugins.'io.containerd.internal.v1.opt']
+    path = "$node/containerd/opt"
+  [plugins.'io.containerd.nri.v1.nri']
+    disable = true
+    socket_path = "$node/run/nri.sock"
+
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = "overlayfs"
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = "$NODE_PAUSE_IMAGE"
+    # _default/hosts.toml sends any pull, of any registry, to a closed port
+    # on loopback: the node never reaches out, even by mistake.
+    [plugins.'io.containerd.cri.v1.images'.registry]
+      config_path = "$node/etc/certs.d"
+
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_selinux = false
+    # Without CAP_SYS_RESOURCE (some VMs) runc init cannot lower
+    # oom_score_adj: clamp it to containerd's own instead of failing.
+    restrict_oom_score_adj = true
+    netns_mounts_under_state_dir = true
+    cdi_spec_dirs = []
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = "runc"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = "$node_bin/runc"
+          Root = "$node/runc"
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ["$NODE_DIR/cni"]
+      conf_dir = "$node/cni/net.d"
+      max_conf_num = 1
+
+  [plugins.'io.containerd.grpc.v1.cri']
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+EOF
+cat >"$node/etc/certs.d/_default/hosts.toml" <<'EOF'
+server = "http://127.0.0.1:9"
+EOF
+# routes: only the pods' own /24, no default route; ipMasq off: no NAT.
+cat >"$node/cni/net.d/10-e2e.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "e2e-pods",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$bridge",
+      "isGateway": true,
+      "isDefaultGateway": false,
+      "ipMasq": false,
+      "hairpinMode": false,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$node/cni-ipam",
+        "ranges": [[{"subnet": "$subnet.0/24", "gateway": "$node_ip"}]],
+        "routes": [{"dst": "$subnet.0/24"}]
+      }
+    }
+  ]
+}
+EOF
+
+# The shim inherits containerd's environment; its runc is the one from the
+# config, never one on PATH.
+start containerd "$node_bin/containerd" --config "$node/etc/containerd.toml"
+containerd_pid=$last_pid
+pids+=("$containerd_pid")
+echo "export CONTAINERD_PID=$containerd_pid" >>"$state/env"
+ctr=("$node_bin/ctr" -a "$sock" -n k8s.io)
+until "${ctr[@]}" version >/dev/null 2>&1; do
+  alive "$containerd_pid" containerd
+  in_time containerd
+  sleep 0.1
+done
+
+# The images: pause (sandbox) and busybox (tests), from local archives.
+python3 "$here/mkimage.py" pause "$node/images/pause.tar" "$NODE_PAUSE_IMAGE" "$node_bin/pause" ||
+  fail "cannot build the pause image"
+python3 "$here/mkimage.py" busybox "$node/images/busybox.tar" "$NODE_TEST_IMAGE" "$NODE_BUSYBOX" ||
+  fail "cannot build the busybox image from $NODE_BUSYBOX"
+for img in pause busybox; do
+  "${ctr[@]}" images import "$node/images/$img.tar" >>"$logs/ctr.log" 2>&1 ||
+    fail "ctr images import $img failed (see $logs/ctr.log)"
+done
+
+# ---------------------------------------------------------------- kubelet
+kubelet_port=$(free_port); used_ports+="$kubelet_port "
+kubelet_healthz_port=$(free_port); used_ports+="$kubelet_healthz_port "
+cat >"$node/etc/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# cgroup v1 hosts need this since 1.35; harmless on v2.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://$sock
+imageServiceEndpoint: unix://$sock
+volumePluginDir: $node/kubelet-plugins
+podLogsDir: $node/pod-logs
+# The API server reaches the kubelet (logs, exec) on the node IP, the
+# bridge's own address on this host; healthz stays on loopback.
+address: $node_ip
+port: $kubelet_port
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $kubelet_healthz_port
+tlsCertFile: $pki/kubelet-serving.crt
+tlsPrivateKeyFile: $pki/kubelet-serving.key
+# The production shape: client certs from the cluster CA, bearer tokens via
+# TokenReview, every request authorised by SubjectAccessReview.
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: true
+  x509:
+    clientCAFile: $pki/ca.crt
+authorization:
+  mode: Webhook
+registerNode: true
+registerWithTaints:
+- key: e2e.secure-defaults.io/node
+  value: runtime
+  effect: NoSchedule
+failSwapOn: false
+# Without CAP_SYS_RESOURCE the kubelet cannot go below 0.
+oomScoreAdj: 0
+# Pods get no nameserver: nothing may leave the host.
+resolvConf: ""
+syncFrequency: 10s
+nodeStatusUpdateFrequency: 5s
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: "100Mi"
+  nodefs.available: "1%"
+  imagefs.available: "1%"
+  nodefs.inodesFree: "1%"
+cgroupsPerQOS: true
+enforceNodeAllocatable: ["pods"]
+protectKernelDefaults: false
+makeIPTablesUtilChains: false
+EOF
+
+start kubelet "$node_bin/kubelet" \
+  --config="$node/etc/kubelet.yaml" \
+  --kubeconfig="$node/kubelet.kubeconfig" \
+  --root-dir="$node/kubelet" \
+  --cert-dir="$node/kubelet-pki" \
+  --hostname-override="$node_name" \
+  --node-ip="$node_ip" \
+  ${KUBELET_EXTRA_ARGS:-}
+kubelet_pid=$last_pid
+pids+=("$kubelet_pid")
+echo "export KUBELET_PID=$kubelet_pid" >>"$state/env"
+# From here on the lock is held by containerd and the kubelet.
+exec 8>&-
+
+sched_kubectl=("$BIN_DIR/kubectl" --kubeconfig="$state/kubeconfig.tmp" --server="https://127.0.0.1:$sched_port"
+  --request-timeout=5s)
+until [[ $("${sched_kubectl[@]}" get --raw /healthz 2>/dev/null) == ok ]]; do
+  alive "$sched_pid" kube-scheduler
+  in_time "kube-scheduler /healthz"
+  sleep 0.25
+done
+
+ready='{.status.conditions[?(@.type=="Ready")].status}'
+until [[ $("${kubectl[@]}" get node "$node_name" -o jsonpath="$ready" 2>/dev/null) == True ]]; do
+  alive "$kubelet_pid" kubelet
+  alive "$containerd_pid" containerd
+  in_time "node $node_name Ready"
+  sleep 0.25
+done
+t_node=$(now)
+
+cat >>"$state/env" <<EOF
+export NODE_DIR=$(printf '%q' "$NODE_DIR")
+export CONTAINERD_ADDRESS=$(printf '%q' "$sock")
+export CTR=$(printf '%q' "$node_bin/ctr")
+export CRICTL=$(printf '%q' "$node_bin/crictl")
+export CONTAINER_RUNTIME_ENDPOINT=unix://$(printf '%q' "$sock")
+export NODE_TEST_IMAGE=$NODE_TEST_IMAGE
+export NODE_TAINT=e2e.secure-defaults.io/node=runtime:NoSchedule
+EOF

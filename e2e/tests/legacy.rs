@@ -1,0 +1,675 @@
+//! Legacy workloads on the real node: each real-server image of
+//! `e2e/images`, deployed from a manifest with no securityContext at all into
+//! a namespace enforcing `restricted`. Without the webhook Pod Security
+//! rejects it; with it the pod is admitted, and the node shows whether it
+//! starts and serves (a readiness probe that talks to the server). The
+//! expectations and their explanations are `testdata/legacy-images.yaml`; the
+//! outcome is written to `e2e/results/legacy-workloads.md`, and the README's
+//! table must match it (`SD_UPDATE_README=1` rewrites it).
+//! Needs the node (`SD_NODE=1`) and the image archives (`e2e/images/build.sh`).
+
+use anyhow::{ensure, Context, Result};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::api::LogParams;
+use kube::Api;
+use secure_defaults_e2e::*;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SCENARIO: &str = "legacy";
+const README_BEGIN: &str = "<!-- legacy-workloads:begin (written by e2e/tests/legacy.rs) -->";
+const README_END: &str = "<!-- legacy-workloads:end -->";
+
+/// One image of `catalog.json` (written by `e2e/images/build.sh`).
+#[derive(Deserialize)]
+struct Image {
+    image: String,
+    archive: PathBuf,
+    health: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+/// One entry of `testdata/legacy-images.yaml`.
+#[derive(Deserialize)]
+struct Expect {
+    serves: bool,
+    #[serde(default)]
+    shows: Option<String>,
+    why: String,
+}
+
+/// What the node showed for one workload.
+struct Outcome {
+    started: bool,
+    ready: bool,
+    /// The waiting reason and message, or the exit code and last log line.
+    shows: String,
+}
+
+fn images_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("SD_IMAGES_DIR") {
+        return Ok(d.into());
+    }
+    let script = Env::get().repo.join("e2e/images/build.sh");
+    let out = std::process::Command::new(&script).arg("--print-dir").output()?;
+    ensure!(out.status.success(), "{} --print-dir: {}", script.display(), out.status);
+    Ok(String::from_utf8(out.stdout)?.trim().into())
+}
+
+fn catalog() -> Result<BTreeMap<String, Image>> {
+    let path = images_dir()?.join("catalog.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: build the test images with e2e/images/build.sh", path.display()))?;
+    let v: Value = serde_json::from_str(&text)?;
+    Ok(serde_json::from_value(v["images"].clone())?)
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: these tests need the node of `SD_NODE=1 e2e/controlplane/up.sh`")
+    })
+}
+
+/// Load archives into the node's containerd (pods use `imagePullPolicy: Never`).
+async fn import(images: &[&Image]) -> Result<()> {
+    for img in images {
+        let mut c = tokio::process::Command::new(var("CTR"));
+        c.args(["-a", &var("CONTAINERD_ADDRESS"), "-n", "k8s.io", "images", "import"])
+            .arg(&img.archive)
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(120), c.output())
+            .await
+            .with_context(|| format!("ctr images import {} timed out", img.archive.display()))??;
+        ensure!(
+            out.status.success(),
+            "ctr images import {}: {}",
+            img.archive.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn toleration() -> Value {
+    let taint = var("NODE_TAINT");
+    let (key, rest) = taint.split_once('=').expect("key=value:effect");
+    let (value, effect) = rest.split_once(':').expect("key=value:effect");
+    json!({"key": key, "operator": "Equal", "value": value, "effect": effect})
+}
+
+/// The container as a legacy chart writes it: image, env, a readiness probe
+/// running the image's own health check; no securityContext.
+fn container(img: &Image) -> Value {
+    let env: Vec<Value> = img.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+    json!({
+        "name": "app",
+        "image": img.image,
+        "imagePullPolicy": "Never",
+        "env": env,
+        "readinessProbe": {
+            "exec": {"command": img.health},
+            "periodSeconds": 2,
+            "timeoutSeconds": 5,
+        },
+    })
+}
+
+fn pod(name: &str, container: Value, security_context: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "tolerations": [toleration()],
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": security_context,
+            "containers": [container],
+        }
+    })
+}
+
+/// Wait until the pod is Ready or has shown how it fails: a waiting reason
+/// that will not clear by itself, or a container that exited. Bounded.
+async fn outcome(client: &kube::Client, ns: &str, name: &str) -> Result<Outcome> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let status = wait_for(
+        Duration::from_secs(120),
+        &format!("pod {ns}/{name} to run or fail"),
+        || async {
+            let p = api.get(name).await.ok()?;
+            let c: ContainerStatus = p.status?.container_statuses?.into_iter().next()?;
+            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+            let stuck = waiting.is_some_and(|w| {
+                matches!(
+                    w.reason.as_deref(),
+                    Some(
+                        "CreateContainerConfigError"
+                            | "CreateContainerError"
+                            | "ErrImageNeverPull"
+                            | "RunContainerError"
+                    )
+                )
+            });
+            // Once restarted, the exited run's log stays readable (`previous`).
+            let exited = c.last_state.as_ref().is_some_and(|s| s.terminated.is_some());
+            (c.ready || stuck || exited).then_some(c)
+        },
+    )
+    .await?;
+    if status.ready {
+        return Ok(Outcome {
+            started: true,
+            ready: true,
+            shows: String::new(),
+        });
+    }
+    let state = status.state.clone().unwrap_or_default();
+    let restarted = status.last_state.as_ref().is_some_and(|s| s.terminated.is_some());
+    if let Some(w) = state.waiting.as_ref().filter(|_| !restarted) {
+        // The kubelet's message ends with the pod's UID: not for the table.
+        let msg = w.message.as_deref().unwrap_or("");
+        let msg = msg.split(" (pod: ").next().unwrap_or(msg);
+        return Ok(Outcome {
+            started: false,
+            ready: false,
+            shows: format!("{}: {msg}", w.reason.as_deref().unwrap_or("waiting")),
+        });
+    }
+    // The kubelet serves an exited container's log as the current one until
+    // it restarts, and as `previous` only after that.
+    let (term, previous) = match (state.terminated, status.last_state.and_then(|s| s.terminated)) {
+        (Some(t), _) => (t, false),
+        (None, Some(t)) => (t, true),
+        (None, None) => anyhow::bail!("{name}: no terminated state"),
+    };
+    let lp = LogParams {
+        previous,
+        tail_lines: Some(20),
+        ..Default::default()
+    };
+    // Right after a restart the kubelet may not find the exited run's log
+    // yet (or has just removed it for a newer one): ask again, bounded.
+    let mut log = String::new();
+    for _ in 0..10 {
+        log = match tokio::time::timeout(Duration::from_secs(30), api.logs(name, &lp)).await {
+            Ok(Ok(log)) => log,
+            Ok(Err(e)) => format!("(log: {e})"),
+            Err(_) => "(log: timed out)".into(),
+        };
+        if !log.starts_with("(log: ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no output)");
+    Ok(Outcome {
+        started: true,
+        ready: false,
+        shows: format!("exit code {}: {}", term.exit_code, strip_timestamp(last.trim())),
+    })
+}
+
+/// Log lines that start with a date and time (nginx, postgres) lose them, so the table
+/// is the same on every run.
+fn strip_timestamp(line: &str) -> &str {
+    let b = line.as_bytes();
+    let starts_with_date = b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && matches!(b[4], b'-' | b'/');
+    if starts_with_date {
+        line.splitn(3, ' ').nth(2).unwrap_or(line)
+    } else {
+        line
+    }
+}
+
+/// The README's table, produced from what the node showed.
+fn table(rows: &[(String, bool, Outcome, &Expect)]) -> String {
+    let yes = |b: bool| if b { "yes" } else { "**no**" };
+    let mut t = String::from(
+        "| image | without the webhook | with it | starts | serves | what the node shows | why, and what to do |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for (name, admitted, o, e) in rows {
+        let shows = if o.shows.is_empty() {
+            "Ready".to_string()
+        } else {
+            format!("`{}`", o.shows.replace('|', "\\|").replace('`', "'"))
+        };
+        t.push_str(&format!(
+            "| {name} | rejected | {} | {} | {} | {shows} | {} |\n",
+            if *admitted { "admitted" } else { "**rejected**" },
+            yes(o.started),
+            yes(o.ready),
+            e.why.replace('|', "\\|"),
+        ));
+    }
+    t
+}
+
+/// Write the table to `e2e/results/`, and compare it with (or, under
+/// `SD_UPDATE_README=1`, write it into) the README.
+fn publish(table: &str) -> Result<()> {
+    let repo = Env::get().repo;
+    let results = repo.join("e2e/results");
+    std::fs::create_dir_all(&results)?;
+    std::fs::write(results.join("legacy-workloads.md"), table)?;
+    let readme_path = repo.join("README.md");
+    let readme = std::fs::read_to_string(&readme_path)?;
+    let (head, rest) = readme
+        .split_once(README_BEGIN)
+        .context("README: no legacy-workloads:begin marker")?;
+    let (current, tail) = rest
+        .split_once(README_END)
+        .context("README: no legacy-workloads:end marker")?;
+    if std::env::var("SD_UPDATE_README").as_deref() == Ok("1") {
+        std::fs::write(&readme_path, format!("{head}{README_BEGIN}\n{table}{README_END}{tail}"))?;
+        return Ok(());
+    }
+    ensure!(
+        current.trim() == table.trim(),
+        "README's legacy-workloads table differs from what the node showed (SD_UPDATE_README=1 rewrites it):\n{table}"
+    );
+    Ok(())
+}
+
+/// Each server image: rejected without the webhook, admitted with it, and
+/// then as `testdata/legacy-images.yaml` says.
+#[tokio::test]
+async fn legacy_images_under_restricted() -> Result<()> {
+    let client = client().await;
+    let catalog = catalog()?;
+    let expect: BTreeMap<String, Expect> = serde_yaml::from_str(&std::fs::read_to_string(
+        Env::get().repo.join("e2e/testdata/legacy-images.yaml"),
+    )?)?;
+    let images: Vec<&Image> = expect
+        .keys()
+        .map(|n| catalog.get(n).with_context(|| format!("no image {n} in the catalog")))
+        .collect::<Result<_>>()?;
+    import(&images).await?;
+
+    let control = namespace(&client, "legacy-control", "restricted").await?;
+    let ns = namespace(&client, SCENARIO, "restricted").await?;
+    let hook = Webhook::start(&config("enforce")).await?;
+    let mwc_name = unique("sd-legacy");
+    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+    register(&client, &mwc, &ns, true).await?;
+
+    let result = async {
+        let mut admitted = BTreeMap::new();
+        for (name, img) in expect.keys().zip(&images) {
+            let p = pod(name, container(img), json!({}));
+            let a = create(&client, &control, "pods", &p, false).await?;
+            ensure!(
+                a.status == 403 && a.message().contains("violates PodSecurity \"restricted:latest\""),
+                "{name} without the webhook: {} {}",
+                a.status,
+                a.body
+            );
+            let a = create(&client, &ns, "pods", &p, false).await?;
+            ensure!(
+                a.ok(),
+                "{name} with the webhook: {} {}\nwebhook log:\n{}",
+                a.status,
+                a.body,
+                hook.log()
+            );
+            admitted.insert(name.clone(), a.ok());
+        }
+        // The pods run side by side; waiting on them in turn costs no more.
+        let mut rows = Vec::new();
+        let mut wrong = Vec::new();
+        for (name, e) in &expect {
+            let o = outcome(&client, &ns, name).await?;
+            let as_expected = o.ready == e.serves && e.shows.as_deref().is_none_or(|s| o.shows.contains(s));
+            if !as_expected {
+                wrong.push(format!(
+                    "{name}: ready {} (want {}), shows {:?} (want {:?})",
+                    o.ready, e.serves, o.shows, e.shows
+                ));
+            }
+            rows.push((name.clone(), admitted[name], o, e));
+        }
+        let t = table(&rows);
+        ensure!(
+            wrong.is_empty(),
+            "not as testdata/legacy-images.yaml says:\n{}\n{t}",
+            wrong.join("\n")
+        );
+        publish(&t)
+    }
+    .await;
+    let result = result.with_context(logs_tail);
+    unregister(&client, &mwc_name).await?;
+    drop(hook);
+    result
+}
+
+/// The last lines of the node's logs, for a failure message.
+fn logs_tail() -> String {
+    let logs = Path::new(&var("CONTROLPLANE_STATE_DIR")).join("logs");
+    let mut out = String::new();
+    for name in ["kubelet", "containerd"] {
+        let text = std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str(&format!("\n===== last lines of {name}.log =====\n"));
+        out.push_str(&lines[lines.len().saturating_sub(30)..].join("\n"));
+    }
+    out
+}
+
+/// One entry of `testdata/identity-patterns.yaml`.
+#[derive(Deserialize)]
+struct Pattern {
+    #[serde(rename = "securityContext")]
+    security_context: Value,
+    works: bool,
+    #[serde(default)]
+    shows: Option<String>,
+}
+
+/// Patterns (a) and (b): the image's own identity, deployed with only the
+/// fields charts set, under `restricted` with the webhook.
+#[tokio::test]
+async fn identity_patterns_with_the_default_baseline() -> Result<()> {
+    let client = client().await;
+    let catalog = catalog()?;
+    let patterns: BTreeMap<String, Pattern> = serde_yaml::from_str(&std::fs::read_to_string(
+        Env::get().repo.join("e2e/testdata/identity-patterns.yaml"),
+    )?)?;
+    let images: Vec<&Image> = patterns
+        .keys()
+        .map(|n| catalog.get(n).with_context(|| format!("no image {n} in the catalog")))
+        .collect::<Result<_>>()?;
+    import(&images).await?;
+    let ns = namespace(&client, SCENARIO, "restricted").await?;
+    let hook = Webhook::start(&config("enforce")).await?;
+    let mwc_name = unique("sd-legacy-id");
+    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+    register(&client, &mwc, &ns, true).await?;
+    let result = async {
+        for ((name, p), img) in patterns.iter().zip(&images) {
+            let a = create(
+                &client,
+                &ns,
+                "pods",
+                &pod(name, container(img), p.security_context.clone()),
+                false,
+            )
+            .await?;
+            ensure!(a.ok(), "{name}: {} {}", a.status, a.body);
+        }
+        let mut wrong = Vec::new();
+        for (name, p) in &patterns {
+            let o = outcome(&client, &ns, name).await?;
+            println!("{name}: ready {}, shows {:?}", o.ready, o.shows);
+            if o.ready != p.works || p.shows.as_deref().is_some_and(|s| !o.shows.contains(s)) {
+                wrong.push(format!(
+                    "{name}: ready {} (want {}), shows {:?} (want {:?})",
+                    o.ready, p.works, o.shows, p.shows
+                ));
+            }
+        }
+        ensure!(
+            wrong.is_empty(),
+            "not as testdata/identity-patterns.yaml says:\n{}",
+            wrong.join("\n")
+        );
+        Ok(())
+    }
+    .await;
+    let result = result.with_context(logs_tail);
+    unregister(&client, &mwc_name).await?;
+    drop(hook);
+    result
+}
+
+/// The pinned uid of pattern (c): nonroot-owner's own user.
+const STS_UID: u32 = 10001;
+
+/// Pattern (c): a StatefulSet with a pinned `runAsUser` whose persistent
+/// volume (a local PersistentVolume under the state dir) already holds data
+/// owned by that uid. Hardened with the default baseline (which adds an
+/// `fsGroup` with `OnRootMismatch`) and with `fsGroup: null`, the app still
+/// reads and writes it, also after its pod is replaced. The ownership the
+/// node shows for both goes to `e2e/results/statefulset-ownership.md`.
+#[tokio::test]
+async fn statefulset_keeps_its_volume_data() -> Result<()> {
+    let client = client().await;
+    let catalog = catalog()?;
+    let img = catalog.get("nonroot-owner").context("no nonroot-owner image")?;
+    import(&[img]).await?;
+    let mut report = String::from(
+        "StatefulSet, `runAsUser: 10001` only, local PersistentVolume holding 10001:10001 data (dir 0755, file 0644):\n\n",
+    );
+    for (label, cfg) in [
+        (
+            "default baseline (adds fsGroup 65532, OnRootMismatch)",
+            "mode: enforce\n",
+        ),
+        ("fsGroup: null", "mode: enforce\nbaseline:\n  fsGroup: null\n"),
+    ] {
+        let seen = statefulset_case(&client, img, cfg)
+            .await
+            .with_context(|| format!("{label}{}", logs_tail()))?;
+        report.push_str(&format!("{label}:\n\n```\n{seen}```\n\n"));
+    }
+    println!("{report}");
+    let results = Env::get().repo.join("e2e/results");
+    std::fs::create_dir_all(&results)?;
+    std::fs::write(results.join("statefulset-ownership.md"), report)?;
+    Ok(())
+}
+
+/// One run of pattern (c) under this webhook configuration; what `id` and
+/// `stat` show inside the pod, before and after the pod is replaced.
+async fn statefulset_case(client: &kube::Client, img: &Image, cfg: &str) -> Result<String> {
+    let ns = namespace(client, SCENARIO, "restricted").await?;
+    let hook = Webhook::start(cfg).await?;
+    let mwc_name = unique("sd-legacy-sts");
+    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+    register(client, &mwc, &ns, true).await?;
+    let result = async {
+        // The volume as an earlier release left it: the pinned uid's data.
+        let class = unique("sd-local");
+        let dir = Path::new(&var("CONTROLPLANE_STATE_DIR")).join("pv").join(&class);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("existing"), "written by the previous release\n")?;
+        let chown = std::process::Command::new("chown")
+            .args(["-R", &format!("{STS_UID}:{STS_UID}")])
+            .arg(&dir)
+            .status()?;
+        ensure!(chown.success(), "chown {}", dir.display());
+        let pv = json!({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": class},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": class,
+                "local": {"path": dir},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [var("NODE_NAME")]}
+                ]}]}},
+            }
+        });
+        let a = send(client, http::Method::POST, "/api/v1/persistentvolumes", "application/json", &pv).await?;
+        ensure!(a.ok(), "PersistentVolume: {} {}", a.status, a.body);
+        let mut c = container(img);
+        c["volumeMounts"] = json!([{"name": "data", "mountPath": "/srv/app/data"}]);
+        let sts = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db"},
+            "spec": {
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {
+                    "metadata": {"labels": {"app": "db"}},
+                    "spec": {
+                        "tolerations": [toleration()],
+                        "terminationGracePeriodSeconds": 1,
+                        "securityContext": {"runAsUser": STS_UID},
+                        "containers": [c],
+                    }
+                },
+                "volumeClaimTemplates": [{
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": class,
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    }
+                }],
+            }
+        });
+        let a = create(client, &ns, "statefulsets", &sts, false).await?;
+        ensure!(a.ok(), "StatefulSet: {} {}", a.status, a.body);
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let look = "id; stat -c '%u:%g %A %n' /srv/app/data /srv/app/data/*; cat /srv/app/data/existing; echo appended >> /srv/app/data/existing";
+        let mut seen = String::new();
+        let mut last_uid = None;
+        for round in ["first pod", "after the pod was replaced"] {
+            let p = wait_for(Duration::from_secs(90), "the StatefulSet's pod", || async {
+                let p = api.get_opt("db-0").await.ok().flatten()?;
+                (p.metadata.uid != last_uid && p.metadata.deletion_timestamp.is_none()).then_some(p)
+            })
+            .await?;
+            last_uid = p.metadata.uid.clone();
+            let o = outcome(client, &ns, "db-0").await?;
+            ensure!(o.ready, "{round}: db-0 not ready: {}", o.shows);
+            let out = exec(&ns, "db-0", &["sh", "-c", look]).await?;
+            ensure!(out.contains("written by the previous release"), "{round}: old data unreadable:\n{out}");
+            // The first pod's append is there for the second.
+            ensure!(
+                round == "first pod" || out.contains("appended"),
+                "{round}: the first pod's write is gone:\n{out}"
+            );
+            seen.push_str(&format!("# {round}\n{out}"));
+            api.delete("db-0", &Default::default()).await?;
+        }
+        Ok::<_, anyhow::Error>(seen)
+    }
+    .await;
+    unregister(client, &mwc_name).await?;
+    drop(hook);
+    result
+}
+
+/// `kubectl exec` in container `app`, bounded; stdout.
+async fn exec(ns: &str, pod: &str, cmd: &[&str]) -> Result<String> {
+    let kubectl = Path::new(&var("BIN_DIR")).join("kubectl");
+    let mut c = tokio::process::Command::new(kubectl);
+    c.arg("--kubeconfig")
+        .arg(Env::get().kubeconfig)
+        .args(["--request-timeout=30s", "-n", ns, "exec", pod, "-c", "app", "--"])
+        .args(cmd)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(40), c.output())
+        .await
+        .with_context(|| format!("kubectl exec {pod} {cmd:?} timed out"))??;
+    ensure!(
+        out.status.success(),
+        "kubectl exec {pod} {cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// `secure-defaults scan` of a namespace whose pods run on the node: a bare
+/// pod that was hardened at admission needs nothing more; a Deployment's
+/// row says what a new pod of it gets (its template is unhardened), and its
+/// running pod carries each of those fields. Owned pods are not rows.
+#[tokio::test]
+async fn scan_of_running_workloads() -> Result<()> {
+    let client = client().await;
+    let ns = namespace(&client, SCENARIO, "restricted").await?;
+    let hook = Webhook::start(&config("enforce")).await?;
+    let mwc_name = unique("sd-legacy-scan");
+    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+    register(&client, &mwc, &ns, true).await?;
+    let result = async {
+        let c = json!({"name": "app", "image": var("NODE_TEST_IMAGE"), "imagePullPolicy": "Never", "command": ["sleep", "3600"]});
+        let bare = pod("bare", c.clone(), json!({}));
+        let a = create(&client, &ns, "pods", &bare, false).await?;
+        ensure!(a.ok(), "bare: {} {}", a.status, a.body);
+        let web = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"tolerations": [toleration()], "terminationGracePeriodSeconds": 0, "containers": [c]},
+                },
+            }
+        });
+        let a = create(&client, &ns, "deployments", &web, false).await?;
+        ensure!(a.ok(), "web: {} {}", a.status, a.body);
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let running = wait_for(Duration::from_secs(90), "both pods Running", || async {
+            let list = api.list(&Default::default()).await.ok()?;
+            let running: Vec<Pod> = list
+                .items
+                .into_iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .collect();
+            (running.len() == 2).then_some(running)
+        })
+        .await?;
+        let web_pod = running
+            .iter()
+            .find(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("web-")))
+            .context("no running pod of web")?;
+        let web_pod = serde_json::to_value(web_pod)?;
+
+        let out = std::process::Command::new(Env::get().bin)
+            .arg("scan")
+            .arg("--kubeconfig")
+            .arg(Env::get().kubeconfig)
+            .args(["-n", &ns, "-o", "json", "--quiet"])
+            .output()?;
+        ensure!(out.status.success(), "scan: {}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout)?;
+        let rows: BTreeMap<String, Value> = report["namespaces"][0]["workloads"]
+            .as_array()
+            .context("no workloads")?
+            .iter()
+            .map(|w| (format!("{}/{}", w["kind"].as_str().unwrap_or(""), w["name"].as_str().unwrap_or("")), w.clone()))
+            .collect();
+        ensure!(
+            rows.keys().map(String::as_str).collect::<Vec<_>>() == ["Deployment/web", "Pod/bare"],
+            "rows: {:?}",
+            rows.keys()
+        );
+        for (name, row) in &rows {
+            ensure!(row["verdict"] == "ready", "{name}: {row}");
+        }
+        let bare_added = rows["Pod/bare"]["assessment"]["added"].as_array().map_or(0, Vec::len);
+        ensure!(bare_added == 0, "the running bare pod is already hardened: {}", rows["Pod/bare"]);
+        let added = rows["Deployment/web"]["assessment"]["added"].as_array().context("added")?;
+        ensure!(!added.is_empty(), "a new pod of web gets fields: {}", rows["Deployment/web"]);
+        for a in added {
+            let field = a["field"].as_str().unwrap_or("");
+            let key = if field == "dropCapabilities" { "capabilities" } else { field };
+            let holder = if a["target"]["level"] == "pod" {
+                &web_pod["spec"]["securityContext"]
+            } else {
+                &web_pod["spec"]["containers"][0]["securityContext"]
+            };
+            ensure!(!holder[key].is_null(), "scan says a new web pod gets {field}; the running one lacks it: {holder}");
+        }
+        Ok(())
+    }
+    .await;
+    let result = result.with_context(logs_tail);
+    unregister(&client, &mwc_name).await?;
+    drop(hook);
+    result
+}
