@@ -233,6 +233,10 @@ pub fn summary(docs: &[Document]) -> String {
             report.kept.len(),
             report.remaining.len()
         );
+        // The warnings name the identity decision unless it is the plain uid.
+        if let Some(identity) = report.identity.filter(|i| i.is_plain_uid()) {
+            let _ = writeln!(out, "  {}", identity.message());
+        }
         for w in messages::warnings(report) {
             let _ = writeln!(out, "  {}", w.trim_start_matches("secure-defaults: "));
         }

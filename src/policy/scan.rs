@@ -6,6 +6,7 @@
 //! from a cluster is `cli::scan`'s job.
 
 use crate::config::Config;
+use crate::engine::{Identity, IdentityChoice, IdentityReason};
 use crate::policy::assess::{self, Assessment, Verdict};
 use crate::policy::namespace::{self as namespace_policy, NamespaceInfo};
 use crate::policy::ModeInForce;
@@ -249,8 +250,8 @@ pub fn table(report: &Report) -> String {
             let _ = writeln!(out, "  {w}");
         }
         if total > 0 {
-            let rows: Vec<[String; 5]> = ns.workloads.iter().map(row).collect();
-            let headers = ["WORKLOAD", "ADDED", "KEPT", "REMAINING", "VERDICT"].map(String::from);
+            let rows: Vec<[String; 6]> = ns.workloads.iter().map(row).collect();
+            let headers = ["WORKLOAD", "ADDED", "IDENTITY", "KEPT", "REMAINING", "VERDICT"].map(String::from);
             let mut widths = headers.clone().map(|h| h.len());
             for r in &rows {
                 for (w, cell) in widths.iter_mut().zip(r) {
@@ -290,12 +291,33 @@ pub fn table(report: &Report) -> String {
     out
 }
 
-fn row(w: &Workload) -> [String; 5] {
+/// The IDENTITY cell: `uid`, `userns` or `kept`, and the reason when it is
+/// not the mode's plain choice (`uid (hostNetwork)`, `userns (explicitRoot)`).
+fn identity_cell(identity: Option<Identity>) -> String {
+    let Some(i) = identity else {
+        return "-".into();
+    };
+    let choice = match i.choice {
+        IdentityChoice::Uid => "uid",
+        IdentityChoice::UserNamespace => "userns",
+        IdentityChoice::Kept => "kept",
+    };
+    match i.reason {
+        IdentityReason::UidMode | IdentityReason::NoIdentitySet => choice.to_string(),
+        reason => {
+            let reason = serde_json::to_value(reason).ok();
+            format!("{choice} ({})", reason.as_ref().and_then(Value::as_str).unwrap_or("?"))
+        }
+    }
+}
+
+fn row(w: &Workload) -> [String; 6] {
     let name = format!("{}/{}", w.kind.to_lowercase(), w.name);
     let Some(a) = &w.assessment else {
         let error = w.error.clone().unwrap_or_default();
         return [
             name,
+            "-".into(),
             "-".into(),
             "-".into(),
             format!("cannot read: {error}"),
@@ -321,7 +343,14 @@ fn row(w: &Workload) -> [String; 5] {
     let mut remaining: Vec<String> = a.remaining.iter().map(|v| v.check.as_str().to_string()).collect();
     remaining.sort();
     let verdict = a.verdict().as_str().to_string();
-    [name, added, list(kept), list(remaining), verdict]
+    [
+        name,
+        added,
+        identity_cell(a.identity),
+        list(kept),
+        list(remaining),
+        verdict,
+    ]
 }
 
 #[cfg(test)]

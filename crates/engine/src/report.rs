@@ -193,6 +193,9 @@ impl Untouched {
 pub struct Identity {
     pub choice: IdentityChoice,
     pub reason: IdentityReason,
+    /// The baseline's `runAsUser`, for the message.
+    #[serde(skip)]
+    pub uid: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -236,9 +239,9 @@ pub enum IdentityReason {
 }
 
 impl Identity {
-    /// One line for warnings and the CLI; `uid` is the baseline's `runAsUser`.
-    pub fn message(&self, uid: Option<i64>) -> String {
-        let what = match (self.choice, uid) {
+    /// One line for warnings and the CLI.
+    pub fn message(&self) -> String {
+        let what = match (self.choice, self.uid) {
             (IdentityChoice::Uid, Some(uid)) => format!("uid {uid} where a container sets none"),
             (IdentityChoice::Uid, None) => "the image's user where a container sets none".to_string(),
             (IdentityChoice::UserNamespace, _) => "user namespace (hostUsers: false)".to_string(),

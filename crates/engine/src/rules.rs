@@ -431,11 +431,25 @@ fn decide_identity(ctx: &Ctx) -> (Identity, bool) {
         } else {
             IdentityChoice::Kept
         };
-        (Identity { choice, reason }, false)
+        (
+            Identity {
+                choice,
+                reason,
+                uid: b.run_as_user,
+            },
+            false,
+        )
     };
     let user_namespace = |reason, add| {
         let choice = IdentityChoice::UserNamespace;
-        (Identity { choice, reason }, add)
+        (
+            Identity {
+                choice,
+                reason,
+                uid: b.run_as_user,
+            },
+            add,
+        )
     };
     if b.identity == IdentityMode::Uid {
         return uid(IdentityReason::UidMode);
