@@ -381,6 +381,31 @@ mod tests {
     }
 
     #[test]
+    fn identity_cell_names_the_fallback_reason() {
+        let cell = |choice, reason| {
+            identity_cell(Some(Identity {
+                choice,
+                reason,
+                uid: Some(65532),
+            }))
+        };
+        assert_eq!(cell(IdentityChoice::Uid, IdentityReason::UidMode), "uid");
+        assert_eq!(
+            cell(IdentityChoice::UserNamespace, IdentityReason::NoIdentitySet),
+            "userns"
+        );
+        assert_eq!(
+            cell(IdentityChoice::UserNamespace, IdentityReason::ExplicitRoot),
+            "userns (explicitRoot)"
+        );
+        assert_eq!(
+            cell(IdentityChoice::Uid, IdentityReason::HostNetwork),
+            "uid (hostNetwork)"
+        );
+        assert_eq!(identity_cell(None), "-");
+    }
+
+    #[test]
     fn owned_objects_are_covered_by_their_owner() {
         assert!(is_scanned(&pod("a", "bare", None)));
         assert!(!is_scanned(&pod("a", "of-rs", Some("ReplicaSet"))));
@@ -438,6 +463,12 @@ mod tests {
             agent.contains("privileged") && agent.ends_with("needs changes"),
             "{agent}"
         );
+        // The identity each workload gets: the privileged agent keeps its own.
+        assert!(text.contains("IDENTITY"), "{text}");
+        let words = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(words(agent)[2], "kept", "{agent}");
+        let bare = text.lines().find(|l| l.contains("pod/bare")).unwrap();
+        assert_eq!(words(bare)[2], "uid", "{bare}");
         assert!(
             text.ends_with(
                 "4 workloads in 3 namespaces; 1 need changes; restricted can be enforced in 2 of 3 namespaces\n"
