@@ -402,15 +402,16 @@ async fn overrides_and_deny_list_match_the_webhook_too() -> Result<()> {
     result
 }
 
-/// `identity: userns` from the configuration, with both of its switches on:
-/// the pod-level `hostUsers: false` decision and its fallbacks against the
-/// webhook's. (The namespace override to `userns` is in the test above.)
+/// `identity: userns` from the configuration, with explicit root kept on
+/// the host and fsGroup beside a pinned user (the other way round from the
+/// defaults the namespace override in the test above runs with): the
+/// pod-level `hostUsers: false` decision and its fallbacks against the webhook's.
 #[tokio::test]
 async fn user_namespace_identity_matches_the_webhook_too() -> Result<()> {
     let s = Arc::new(
         setup(&Variant {
             config:
-                "baseline:\n  identity: userns\n  userNamespaceForExplicitRoot: true\n  fsGroupBesideRunAsUser: true\n",
+                "baseline:\n  identity: userns\n  userNamespaceForExplicitRoot: false\n  fsGroupBesideRunAsUser: true\n",
             labels: Value::Null,
             annotations: Value::Null,
             injectors: false,

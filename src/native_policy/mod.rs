@@ -163,6 +163,10 @@ mod tests {
         assert!(yaml.contains("[dyn('runAsUser'), dyn(variables.runAsUser)]"), "{yaml}");
     }
 
+    /// hostUsersAdd's fallback for a pod whose containers explicitly run as root.
+    const EXPLICIT_ROOT_FALLBACK: &str =
+        ".exists(c, c.?securityContext.?runAsUser.orValue(object.spec.?securityContext.?runAsUser.orValue(-1)) == 0";
+
     /// The identity settings (issue 19) as the variables and rules they compile to.
     #[rstest]
     #[case::uid_without_overrides_has_no_user_namespace(
@@ -180,9 +184,14 @@ mod tests {
         &[r#""expression":"true","name":"userns""#, "[dyn('hostUsers'), dyn(false)]", "!variables.hostUsersAdd"],
         &[]
     )]
-    #[case::explicit_root_keeps_its_ids_by_default(
+    #[case::explicit_root_in_a_user_namespace_by_default(
         "baseline:\n  identity: userns\n",
-        &["runAsNonRoot.orValue(true)))"],
+        &[],
+        &[EXPLICIT_ROOT_FALLBACK]
+    )]
+    #[case::explicit_root_keeps_its_ids(
+        "baseline:\n  identity: userns\n  userNamespaceForExplicitRoot: false\n",
+        &[EXPLICIT_ROOT_FALLBACK],
         &[]
     )]
     #[case::fs_group_beside_a_pinned_user(
