@@ -10,6 +10,7 @@ mod checks;
 use json_patch::PatchOperation;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
+use secure_defaults::engine::baseline::IdentityMode;
 use secure_defaults::engine::manifest::harden_object;
 use secure_defaults::engine::{self, read_spec, Baseline, Policy, Scope};
 use serde_json::{json, Map, Value};
@@ -163,6 +164,8 @@ prop_compose! {
         init in containers("i", 0..3),
         main in containers("c", 1..4),
         host_network in any::<bool>(),
+        host_pid in any::<bool>(),
+        host_users in opt(any::<bool>()),
         host_path in any::<bool>(),
         unknown in any::<bool>(),
     ) -> Value {
@@ -171,6 +174,8 @@ prop_compose! {
         if let Some(os) = os { spec["os"] = json!({"name": os}); }
         if let Some(sc) = sc { spec["securityContext"] = sc; }
         if host_network { spec["hostNetwork"] = json!(true); }
+        if host_pid { spec["hostPID"] = json!(true); }
+        if let Some(h) = host_users { spec["hostUsers"] = json!(h); }
         if host_path { spec["volumes"] = json!([{"name": "h", "hostPath": {"path": "/var/log"}}]); }
         if unknown { spec["futurePodField"] = json!({"enabled": true}); }
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": annotations}, "spec": spec})
@@ -178,11 +183,116 @@ prop_compose! {
 }
 
 fn baseline() -> impl Strategy<Value = Baseline> {
-    (any::<bool>(), any::<bool>()).prop_map(|(rofs, apparmor)| Baseline {
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(rofs, apparmor, userns, root)| Baseline {
         read_only_root_filesystem: rofs,
         app_armor_profile: apparmor.then_some(secure_defaults::engine::baseline::ProfileType::RuntimeDefault),
+        identity: if userns {
+            IdentityMode::Userns
+        } else {
+            IdentityMode::Uid
+        },
+        user_namespace_for_explicit_root: root,
         ..Baseline::default()
     })
+}
+
+/// A container's effective identity field: its own, else the pod's.
+fn effective<'a>(spec: &'a Value, container: &'a Value, field: &str) -> Option<&'a Value> {
+    let own = container["securityContext"].get(field).filter(|v| !v.is_null());
+    own.or_else(|| spec["securityContext"].get(field).filter(|v| !v.is_null()))
+}
+
+/// The containers of a spec with their list and index.
+fn containers_of(spec: &Value) -> impl Iterator<Item = (&'static str, usize, &Value)> {
+    ["initContainers", "containers"].into_iter().flat_map(move |kind| {
+        spec[kind]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(move |(i, c)| (kind, i, c))
+    })
+}
+
+/// Identity fields the manifest already decided are not extended: no uid or
+/// gid beside `runAsNonRoot: true` without `runAsUser`, no gid beside a
+/// pinned non-root `runAsUser`, and no `fsGroup` beside one.
+fn decided_identity_not_extended(pod: &Value, hardened: &Value) -> Result<(), TestCaseError> {
+    let (spec, after) = (&pod["spec"], &hardened["spec"]);
+    let mut pinned = effective(spec, &Value::Null, "runAsUser")
+        .and_then(Value::as_i64)
+        .is_some_and(|u| u != 0);
+    for (kind, i, c) in containers_of(spec) {
+        let user = effective(spec, c, "runAsUser").and_then(Value::as_i64);
+        let non_root = effective(spec, c, "runAsNonRoot").and_then(Value::as_bool);
+        pinned |= c["securityContext"]
+            .get("runAsUser")
+            .and_then(Value::as_i64)
+            .is_some_and(|u| u != 0);
+        let now = |f: &str| effective(after, &after[kind][i], f).cloned();
+        let was = |f: &str| effective(spec, c, f).cloned();
+        if user.is_none() && non_root == Some(true) {
+            prop_assert_eq!(now("runAsUser"), None, "{}/{}: uid beside the image's user", kind, i);
+            prop_assert_eq!(
+                now("runAsGroup"),
+                was("runAsGroup"),
+                "{}/{}: gid beside the image's user",
+                kind,
+                i
+            );
+        }
+        if user.is_some_and(|u| u != 0) {
+            prop_assert_eq!(
+                now("runAsGroup"),
+                was("runAsGroup"),
+                "{}/{}: gid beside a pinned uid",
+                kind,
+                i
+            );
+        }
+    }
+    if pinned {
+        prop_assert_eq!(
+            after["securityContext"].get("fsGroup"),
+            spec["securityContext"].get("fsGroup"),
+            "fsGroup beside a pinned runAsUser"
+        );
+    }
+    Ok(())
+}
+
+/// `identity: userns`: where `hostUsers: false` is added no identity field
+/// is; a pod the API server refuses it for never gets it.
+fn user_namespace_is_all_or_nothing(pod: &Value, patch: &json_patch::Patch) -> Result<(), TestCaseError> {
+    let paths: Vec<String> = patch.0.iter().map(|op| op.path().to_string()).collect();
+    if !paths.iter().any(|p| p == "/spec/hostUsers") {
+        return Ok(());
+    }
+    let spec = &pod["spec"];
+    for key in ["hostNetwork", "hostPID", "hostIPC"] {
+        prop_assert!(spec[key] != json!(true), "hostUsers: false beside {}", key);
+    }
+    for (kind, i, c) in containers_of(spec) {
+        prop_assert!(
+            c["securityContext"]["privileged"] != json!(true),
+            "hostUsers: false beside privileged {}/{}",
+            kind,
+            i
+        );
+    }
+    for op in &patch.0 {
+        let PatchOperation::Add(add) = op else { continue };
+        let text = add.value.to_string();
+        for field in ["runAsUser", "runAsGroup", "runAsNonRoot"] {
+            prop_assert!(
+                !add.path.to_string().contains(field) && !text.contains(field),
+                "{} added beside hostUsers: false at {}",
+                field,
+                add.path
+            );
+        }
+    }
+    Ok(())
 }
 
 proptest! {
@@ -213,6 +323,10 @@ proptest! {
         prop_assert!(again.patch.0.is_empty(), "second pass patched: {:?}", again.patch);
 
         checks::explained(&h.hardening.report).map_err(TestCaseError::fail)?;
+        decided_identity_not_extended(&pod, &hardened)?;
+        if baseline.identity == IdentityMode::Userns {
+            user_namespace_is_all_or_nothing(&pod, &h.patch)?;
+        }
 
         // The server reads the spec with only the fields the engine looks at
         // (engine::read_spec): the answer must be the one the full spec gives.

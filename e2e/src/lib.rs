@@ -352,7 +352,9 @@ pub async fn register(
         || async {
             let r = create(client, probe_ns, "pods", &probe, true).await.ok()?;
             let called = if expect_patch {
+                // `identity: uid` adds runAsNonRoot, `identity: userns` hostUsers.
                 r.body["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] == json!(true)
+                    || r.body["spec"]["hostUsers"] == json!(false)
             } else {
                 r.warnings.iter().any(|w| w.starts_with("secure-defaults:"))
             };

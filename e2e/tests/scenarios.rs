@@ -592,3 +592,46 @@ async fn field_unknown_to_the_bindings_survives() -> Result<()> {
     assert_hardened(&a.body);
     unregister(&client, &mwc).await
 }
+
+/// Scenario (issue 19): `identity: userns`. A legacy root-by-default pod and
+/// one that explicitly runs as root get `hostUsers: false` and no uid, and
+/// the real Pod Security `restricted` admits both (its user-namespace
+/// relaxation of runAsNonRoot and runAsUser).
+#[tokio::test]
+async fn userns_legacy_pods_are_admitted_into_restricted() -> Result<()> {
+    let client = client().await;
+    let config = "mode: enforce\nbaseline:\n  identity: userns\n";
+    let (_hook, ns, mwc) = hardened_namespace(&client, "userns", "restricted", config).await?;
+    let legacy = pod(
+        "legacy",
+        json!({"containers": [{"name": "httpd", "image": "httpd:2.4"}]}),
+    );
+    let root = pod(
+        "root",
+        json!({"containers": [{"name": "tool", "image": "alpine:3.20", "securityContext": {"runAsUser": 0}}]}),
+    );
+    for p in [&legacy, &root] {
+        let a = create(&client, &ns, "pods", p, false).await?;
+        ensure!(a.ok(), "{} {}", a.status, a.body);
+        let name = a.body["metadata"]["name"].clone();
+        assert_eq!(a.body["spec"]["hostUsers"], json!(false), "{name}: {}", a.body["spec"]);
+        let c = &a.body["spec"]["containers"][0]["securityContext"];
+        for field in ["runAsNonRoot", "runAsGroup"] {
+            assert!(c.get(field).is_none(), "{name}: {field} added: {c}");
+        }
+        assert_eq!(
+            c.get("runAsUser"),
+            p["spec"]["containers"][0]["securityContext"].get("runAsUser")
+        );
+        assert_eq!(c["allowPrivilegeEscalation"], json!(false), "{name}: {c}");
+        assert_eq!(c["capabilities"]["drop"], json!(["ALL"]), "{name}: {c}");
+        ensure!(
+            a.warnings
+                .iter()
+                .any(|w| w.contains("identity: user namespace (hostUsers: false)")),
+            "{name}: {:?}",
+            a.warnings
+        );
+    }
+    unregister(&client, &mwc).await
+}

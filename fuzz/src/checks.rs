@@ -112,14 +112,19 @@ pub fn engine_bytes(data: &[u8]) {
         }
     } else {
         let mut bytes = Bytes(data);
-        let baseline = Baseline {
+        let mut baseline = Baseline {
             read_only_root_filesystem: bytes.flag(),
             app_armor_profile: bytes
                 .flag()
                 .then_some(secure_defaults::engine::baseline::ProfileType::RuntimeDefault),
             ..Baseline::default()
         };
-        (pod_from_bytes(&mut bytes), baseline)
+        let pod = pod_from_bytes(&mut bytes);
+        // Read after the pod, so existing seeds keep their meaning.
+        if bytes.flag() {
+            baseline.identity = secure_defaults::engine::baseline::IdentityMode::Userns;
+        }
+        (pod, baseline)
     };
     let policy = Policy {
         baseline: &baseline,

@@ -361,6 +361,10 @@ impl Summary {
                 report.kept.len(),
                 report.remaining.len()
             );
+            // The warnings name the identity decision unless it is the plain uid.
+            if let Some(identity) = report.identity.filter(|i| i.is_plain_uid()) {
+                let _ = writeln!(self.text, "  {}", identity.message());
+            }
             for w in messages::warnings(report) {
                 let _ = writeln!(self.text, "  {}", w.trim_start_matches("secure-defaults: "));
             }

@@ -15,6 +15,7 @@
 
 use super::PolicyError;
 use crate::config::Config;
+use crate::engine::baseline::IdentityMode;
 use crate::engine::{Check, Field};
 use k8s_openapi::api::core::v1::WindowsSecurityContextOptions;
 use std::fmt::Write as _;
@@ -37,6 +38,8 @@ pub enum Rule {
     Pod(String),
     /// Pairs for container `c`'s securityContext.
     Container(String),
+    /// Pairs for `spec` itself (hostUsers, a pod-level decision).
+    Spec(String),
     /// Pairs at both levels (seccompProfile: pod level, or per container).
     Both { pod: String, container: String },
     /// Added by the rule of the field named (fsGroupChangePolicy only beside fsGroup).
@@ -73,10 +76,34 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
     Ok(match f {
         Field::RunAsNonRoot => match b.run_as_non_root {
             false => Rule::Off,
-            true => Rule::Container(identity("runAsNonRoot", "true", &skip)),
+            true => Rule::Container(identity("runAsNonRoot", "true", &skip, "true")),
         },
-        Field::RunAsUser => id_rule(env, f, b.run_as_user.is_some(), "runAsUser", &skip),
-        Field::RunAsGroup => id_rule(env, f, b.run_as_group.is_some(), "runAsGroup", &skip),
+        // ImageUser: `runAsNonRoot: true` without a user runs the image's own user.
+        Field::RunAsUser => id_rule(
+            env,
+            f,
+            b.run_as_user.is_some(),
+            "runAsUser",
+            &skip,
+            &format!("!{NON_ROOT_TRUE}"),
+        ),
+        // PinnedUser too: a pinned user keeps the image's group for it.
+        Field::RunAsGroup => id_rule(
+            env,
+            f,
+            b.run_as_group.is_some(),
+            "runAsGroup",
+            &skip,
+            &format!("!{NON_ROOT_TRUE} && {USER} == -1"),
+        ),
+        // A user namespace instead of IDs, decided for the whole pod (`variables.hostUsersAdd`).
+        Field::HostUsers => {
+            if b.identity == IdentityMode::Uid && !env.config.namespace_policy.allow_overrides {
+                Rule::Off
+            } else {
+                Rule::Spec("variables.hostUsersAdd ? [[dyn('hostUsers'), dyn(false)]] : []".into())
+            }
+        }
         Field::FsGroup => {
             if b.fs_group.is_none() && !env.config.namespace_policy.allow_overrides {
                 Rule::Off
@@ -90,8 +117,17 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
                     ),
                     None => String::new(),
                 };
+                // PinnedUser: a pod that pins a non-root user chose who owns its data.
+                let pinned = if b.fs_group_beside_run_as_user {
+                    String::new()
+                } else {
+                    format!(
+                        " && object.spec.?securityContext.?runAsUser.orValue(0) == 0 \
+                         && !({ALL_CONTAINERS}).exists(c, c.?securityContext.?runAsUser.orValue(0) != 0)"
+                    )
+                };
                 Rule::Pod(format!(
-                    "variables.podLevel && variables.fsGroup > 0 && {skip} \
+                    "variables.podLevel && variables.fsGroup > 0 && {skip}{pinned} \
                      && !object.spec.?securityContext.?fsGroup.hasValue() \
                      ? [[dyn('fsGroup'), dyn(variables.fsGroup)]]{change_policy} : []"
                 ))
@@ -164,14 +200,14 @@ pub fn field(env: &Env, f: Field) -> Result<Rule, PolicyError> {
     })
 }
 
-fn id_rule(env: &Env, f: Field, configured: bool, name: &str, skip: &str) -> Rule {
+fn id_rule(env: &Env, f: Field, configured: bool, name: &str, skip: &str, guard: &str) -> Rule {
     if !configured && !env.config.namespace_policy.allow_overrides {
         return Rule::Off;
     }
     let var = variable_name(f);
     Rule::Container(format!(
         "variables.{var} > 0 && {}",
-        identity(name, &format!("variables.{var}"), skip)
+        identity(name, &format!("variables.{var}"), skip, guard)
     ))
 }
 
@@ -186,16 +222,32 @@ fn variable_name(f: Field) -> &'static str {
 /// runAsNonRoot, runAsUser, runAsGroup: on a container with neither its own
 /// value nor the pod's, unless it explicitly runs as root (its own or the
 /// pod's runAsUser 0 or runAsNonRoot false) or is privileged.
-fn identity(name: &str, value: &str, skip: &str) -> String {
+fn identity(name: &str, value: &str, skip: &str, guard: &str) -> String {
     format!(
-        "{skip} && !object.spec.?securityContext.?{name}.hasValue() \
-         && !c.?securityContext.?{name}.hasValue() && !({root}) \
-         ? [[dyn('{name}'), dyn({value})]] : []",
-        root = "c.?securityContext.?runAsUser.orValue(object.spec.?securityContext.?runAsUser.orValue(-1)) == 0 \
-                || !c.?securityContext.?runAsNonRoot.orValue(object.spec.?securityContext.?runAsNonRoot.orValue(true)) \
-                || c.?securityContext.?privileged.orValue(false)"
+        "variables.ids && {skip} && !object.spec.?securityContext.?{name}.hasValue() \
+         && !c.?securityContext.?{name}.hasValue() && !({ROOT}) \
+         && !c.?securityContext.?privileged.orValue(false) && {guard} \
+         ? [[dyn('{name}'), dyn({value})]] : []"
     )
 }
+
+/// Container `c`'s effective identity as submitted (`rules::own_identity`):
+/// its own value, else the pod's. `USER` is -1 when neither sets one.
+const USER: &str = "c.?securityContext.?runAsUser.orValue(object.spec.?securityContext.?runAsUser.orValue(-1))";
+const NON_ROOT_TRUE: &str =
+    "c.?securityContext.?runAsNonRoot.orValue(object.spec.?securityContext.?runAsNonRoot.orValue(false))";
+/// Explicitly root: `runAsUser: 0` or `runAsNonRoot: false`, its own or the pod's.
+const ROOT: &str = "c.?securityContext.?runAsUser.orValue(object.spec.?securityContext.?runAsUser.orValue(-1)) == 0 \
+                    || !c.?securityContext.?runAsNonRoot.orValue(object.spec.?securityContext.?runAsNonRoot.orValue(true))";
+/// States any identity field, its own or through the pod.
+const ANY_ID: &str = "c.?securityContext.?runAsUser.hasValue() || c.?securityContext.?runAsGroup.hasValue() \
+                      || c.?securityContext.?runAsNonRoot.hasValue() \
+                      || object.spec.?securityContext.?runAsUser.hasValue() \
+                      || object.spec.?securityContext.?runAsGroup.hasValue() \
+                      || object.spec.?securityContext.?runAsNonRoot.hasValue()";
+/// Every container of the pod (`containers::all`).
+const ALL_CONTAINERS: &str = "object.spec.?initContainers.orValue([]) + object.spec.containers \
+                              + object.spec.?ephemeralContainers.orValue([])";
 
 /// A container whose legacy seccomp annotation asks for another profile than
 /// the runtime default (and has no field of its own): the annotation stands.
@@ -219,8 +271,7 @@ pub fn match_conditions(config: &Config) -> Vec<(&'static str, String)> {
     let windows_term =
         "t.?matchExpressions.orValue([]).exists(e, e.key in ['kubernetes.io/os', 'beta.kubernetes.io/os'] \
                         && e.operator == 'In' && e.?values.orValue([]).exists(v, v == 'windows'))";
-    let all_containers = "object.spec.?initContainers.orValue([]) + object.spec.containers \
-                          + object.spec.?ephemeralContainers.orValue([])";
+    let all_containers = ALL_CONTAINERS;
     let mut out = vec![
         ("not-a-mirror-pod", format!("!('{MIRROR}' in {annotations})")),
         (
@@ -329,6 +380,7 @@ pub fn variables(config: &Config) -> Vec<Variable> {
         };
         v.push(Variable { name, expression });
     }
+    identity_variables(config, &mut v);
     // Namespaces may always switch these on; switching off needs
     // namespacePolicy.allowOptOut, which `policy` refuses.
     v.push(Variable {
@@ -368,6 +420,50 @@ pub fn variables(config: &Config) -> Vec<Variable> {
     v
 }
 
+/// The pod's identity decision (`rules::decide_identity`): `hostUsersAdd`
+/// (add `hostUsers: false`) and `ids` (the ID rules apply).
+fn identity_variables(config: &Config, v: &mut Vec<Variable>) {
+    let b = &config.baseline;
+    let default = b.identity == IdentityMode::Userns;
+    let userns = if config.namespace_policy.allow_overrides {
+        // The namespace's `uid` or `userns`; anything else leaves the configuration's.
+        let raw = namespace_value(IDENTITY);
+        format!("{raw} == 'userns' || ({raw} != 'uid' && {default})")
+    } else {
+        default.to_string()
+    };
+    v.push(Variable {
+        name: "userns",
+        expression: userns,
+    });
+    let in_scope = in_scope_containers();
+    // Where the API server refuses a user namespace, privileged containers,
+    // an update (hostUsers is immutable), the pod's own hostUsers, an opt-out;
+    // then the containers that state a non-root identity decide for themselves.
+    let root_ok = if b.user_namespace_for_explicit_root {
+        String::new()
+    } else {
+        format!(" && !({in_scope}).exists(c, {ROOT})")
+    };
+    v.push(Variable {
+        name: "hostUsersAdd",
+        expression: format!(
+            "variables.userns && variables.podLevel && !object.spec.?hostUsers.hasValue() && {skip} \
+             && !object.spec.?hostNetwork.orValue(false) && !object.spec.?hostPID.orValue(false) \
+             && !object.spec.?hostIPC.orValue(false) \
+             && !({ALL_CONTAINERS}).exists(c, c.?volumeDevices.orValue([]).size() > 0 \
+             || c.?securityContext.?privileged.orValue(false)) \
+             && !({in_scope}).exists(c, ({ANY_ID}) && !({ROOT})){root_ok}",
+            skip = Env { config }.not_skipped(Field::HostUsers)
+        ),
+    });
+    // A pod in a user namespace (added, or its own `hostUsers: false`) gets no IDs.
+    v.push(Variable {
+        name: "ids",
+        expression: "!variables.hostUsersAdd && !(variables.userns && !object.spec.?hostUsers.orValue(true))".into(),
+    });
+}
+
 /// Every container of the pod in scope of this request (the pod's on CREATE,
 /// the new ephemeral ones on an update).
 fn in_scope_containers() -> String {
@@ -376,7 +472,7 @@ fn in_scope_containers() -> String {
         .into()
 }
 
-use crate::policy::namespace::{APPARMOR, FS_GROUP, READ_ONLY_ROOT_FILESYSTEM, RUN_AS_GROUP, RUN_AS_USER};
+use crate::policy::namespace::{APPARMOR, FS_GROUP, IDENTITY, READ_ONLY_ROOT_FILESYSTEM, RUN_AS_GROUP, RUN_AS_USER};
 
 /// A namespace's value for `key`: the label, else the annotation, trimmed.
 fn namespace_value(key: &str) -> String {
@@ -398,7 +494,8 @@ pub const LISTS: [(&str, &str); 3] = [
 /// The JSONPatch expression: pod-level pairs, then each list's.
 pub fn mutation() -> String {
     let mut s = String::from(
-        "(variables.podAdds.size() > 0 && !has(object.spec.securityContext) \
+        "variables.specAdds.map(a, JSONPatch{op: 'add', path: '/spec/' + string(a[0]), value: a[1]}) +\n\
+         (variables.podAdds.size() > 0 && !has(object.spec.securityContext) \
          ? [JSONPatch{op: 'add', path: '/spec/securityContext', value: {}}] : []) +\n\
          variables.podAdds.map(a, JSONPatch{op: 'add', path: '/spec/securityContext/' + string(a[0]), value: a[1]})",
     );
@@ -519,10 +616,13 @@ pub fn kept(env: &Env, f: Field) -> Option<String> {
             )
         })
     };
+    // The ID rules report nothing for a pod in a user namespace.
+    let id_zero = |name: &str, on: bool| id_zero(name, on).map(|c| format!("variables.ids && {c}"));
     match f {
+        Field::HostUsers => None,
         Field::RunAsNonRoot => b.run_as_non_root.then(|| {
             format!(
-                "{skip} && (!{pod}.?runAsNonRoot.orValue(true) \
+                "variables.ids && {skip} && (!{pod}.?runAsNonRoot.orValue(true) \
                  || variables.containers.exists(c, !c.?securityContext.?runAsNonRoot.orValue(true)))"
             )
         }),

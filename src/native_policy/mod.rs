@@ -162,4 +162,55 @@ mod tests {
         assert!(!yaml.contains("namespaceObject.metadata.?labels[?'secure-defaults.io/run-as-user']"));
         assert!(yaml.contains("[dyn('runAsUser'), dyn(variables.runAsUser)]"), "{yaml}");
     }
+
+    /// hostUsersAdd's fallback for a pod whose containers explicitly run as root.
+    const EXPLICIT_ROOT_FALLBACK: &str =
+        ".exists(c, c.?securityContext.?runAsUser.orValue(object.spec.?securityContext.?runAsUser.orValue(-1)) == 0";
+
+    /// The identity settings (issue 19) as the variables and rules they compile to.
+    #[rstest]
+    #[case::uid_without_overrides_has_no_user_namespace(
+        "namespacePolicy:\n  allowOverrides: false\n",
+        &[r#""expression":"false","name":"userns""#, "!c.?securityContext.?runAsNonRoot.orValue(object.spec.?securityContext.?runAsNonRoot.orValue(false))"],
+        &["dyn('hostUsers')"]
+    )]
+    #[case::namespace_may_choose_userns(
+        "",
+        &["secure-defaults.io/identity'].orValue('')).trim() == 'userns'", "[dyn('hostUsers'), dyn(false)]"],
+        &[]
+    )]
+    #[case::userns_from_the_config(
+        "baseline:\n  identity: userns\nnamespacePolicy:\n  allowOverrides: false\n",
+        &[r#""expression":"true","name":"userns""#, "[dyn('hostUsers'), dyn(false)]", "!variables.hostUsersAdd"],
+        &[]
+    )]
+    #[case::explicit_root_in_a_user_namespace_by_default(
+        "baseline:\n  identity: userns\n",
+        &[],
+        &[EXPLICIT_ROOT_FALLBACK]
+    )]
+    #[case::explicit_root_keeps_its_ids(
+        "baseline:\n  identity: userns\n  userNamespaceForExplicitRoot: false\n",
+        &[EXPLICIT_ROOT_FALLBACK],
+        &[]
+    )]
+    #[case::fs_group_beside_a_pinned_user(
+        "baseline:\n  fsGroupBesideRunAsUser: true\n",
+        &["dyn('fsGroup')"],
+        &["c.?securityContext.?runAsUser.orValue(0) != 0"]
+    )]
+    #[case::no_fs_group_beside_a_pinned_user(
+        "",
+        &["c.?securityContext.?runAsUser.orValue(0) != 0"],
+        &[]
+    )]
+    fn identity_settings_compile_to_their_cel(#[case] yaml: &str, #[case] present: &[&str], #[case] absent: &[&str]) {
+        let json = serde_json::to_string(&generate(&config(yaml), &Options::default()).unwrap()).unwrap();
+        for p in present {
+            assert!(json.contains(p), "missing {p}");
+        }
+        for a in absent {
+            assert!(!json.contains(a), "unexpected {a}");
+        }
+    }
 }

@@ -20,9 +20,11 @@ pub(super) fn objects(config: &Config, options: &Options, rules: &[(Field, Rule)
     };
     let mut pod = Vec::new();
     let mut container = Vec::new();
+    let mut spec = Vec::new();
     for (_, rule) in rules {
         match rule {
             Rule::Off | Rule::Within(_) => {}
+            Rule::Spec(s) => spec.push(s.clone()),
             Rule::Pod(p) => pod.push(p.clone()),
             Rule::Container(c) => container.push(c.clone()),
             Rule::Both { pod: p, container: c } => {
@@ -32,6 +34,10 @@ pub(super) fn objects(config: &Config, options: &Options, rules: &[(Field, Rule)
         }
     }
     let mut variables = cel::variables(config);
+    variables.push(Variable {
+        name: "specAdds",
+        expression: sum(&spec),
+    });
     variables.push(Variable {
         name: "podAdds",
         expression: sum(&pod),

@@ -8,7 +8,7 @@
 
 use crate::config::{Config, Mode};
 use crate::engine::manifest::{self, ManifestError};
-use crate::engine::{self, Added, Check, Kept, Policy, Scope, Untouched, Violation};
+use crate::engine::{self, Added, Check, Identity, Kept, Policy, Scope, Untouched, Violation};
 use crate::policy::ModeInForce;
 use serde::Serialize;
 use serde_json::Value;
@@ -40,6 +40,10 @@ pub struct Assessment {
     /// Why the engine leaves the whole pod alone (Windows, mirror pod, opt-out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub untouched: Option<Untouched>,
+    /// Which identity the pods get and why (what enforce mode does, also in
+    /// audit mode); `None` where secure-defaults is off or leaves the pod alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
     /// Fields admission adds. Empty in audit mode and where it is off.
     pub added: Vec<Added>,
     /// In audit mode: the fields enforce mode would add (nothing is added).
@@ -77,6 +81,7 @@ pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Asses
         return Ok(Some(Assessment {
             mode: ModeInForce::Off,
             untouched: None,
+            identity: None,
             added: Vec::new(),
             would_add: Vec::new(),
             kept: Vec::new(),
@@ -112,6 +117,7 @@ pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Asses
     Ok(Some(Assessment {
         mode,
         untouched: report.untouched,
+        identity: report.identity,
         added,
         would_add,
         kept: report.kept,

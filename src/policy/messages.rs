@@ -22,6 +22,11 @@ pub fn warnings(report: &Report) -> Vec<String> {
     if let Some(reason) = report.untouched {
         out.push(format!("pod left unchanged: {}", reason.reason()));
     }
+    // The identity decision, unless it is the plain default (a uid on the
+    // containers that set none): user namespace, kept, or a fallback and why.
+    if let Some(identity) = report.identity.filter(|i| !i.is_plain_uid()) {
+        out.push(identity.message());
+    }
     // One line per target and guard, its fields in the report's order:
     // `runAsNonRoot, runAsUser not added to container "agent": it is privileged`.
     let mut groups: Vec<(&Target, Guard, Vec<&'static str>)> = Vec::new();
@@ -198,6 +203,34 @@ mod tests {
                 "secure-defaults: runAsNonRoot, runAsGroup not added to init container \"root\": it explicitly runs as root",
                 "secure-defaults: seccompProfile not added to container \"agent\": a legacy annotation sets the profile",
             ]
+        );
+    }
+
+    #[test]
+    fn identity_decisions_other_than_the_plain_uid_are_a_warning() {
+        use crate::engine::{Identity, IdentityChoice, IdentityReason};
+        let mut report = Report::default();
+        let mut identity = Identity {
+            choice: IdentityChoice::Uid,
+            reason: IdentityReason::UidMode,
+            uid: Some(65532),
+        };
+        report.identity = Some(identity);
+        assert_eq!(warnings(&report), Vec::<String>::new());
+        identity.reason = IdentityReason::HostNetwork;
+        report.identity = Some(identity);
+        assert_eq!(
+            warnings(&report),
+            ["secure-defaults: identity: uid 65532 where a container sets none (pod uses hostNetwork, which user namespaces do not allow)"]
+        );
+        report.identity = Some(Identity {
+            choice: IdentityChoice::UserNamespace,
+            reason: IdentityReason::NoIdentitySet,
+            uid: Some(65532),
+        });
+        assert_eq!(
+            warnings(&report),
+            ["secure-defaults: identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host"]
         );
     }
 

@@ -13,7 +13,7 @@
 //! is ignored with a warning, never in the weaker direction.
 
 use crate::config::{Config, Mode};
-use crate::engine::baseline::ProfileType;
+use crate::engine::baseline::{IdentityMode, ProfileType};
 use crate::policy::ModeInForce;
 use k8s_openapi::api::core::v1::Namespace;
 use std::borrow::Cow;
@@ -30,6 +30,8 @@ pub const FS_GROUP: &str = "secure-defaults.io/fs-group";
 pub const READ_ONLY_ROOT_FILESYSTEM: &str = "secure-defaults.io/read-only-root-filesystem";
 /// `RuntimeDefault` or `off`.
 pub const APPARMOR: &str = "secure-defaults.io/apparmor";
+/// `uid` or `userns` (`baseline.identity`).
+pub const IDENTITY: &str = "secure-defaults.io/identity";
 
 /// Audit annotation key: what the namespace changed (`mode=audit,runAsUser=1000`).
 pub const AUDIT_KEY: &str = "namespace-policy";
@@ -151,6 +153,21 @@ pub fn effective<'a>(config: &'a Config, ns: &NamespaceInfo) -> Effective<'a> {
             _ => warnings.push(ns.warning(&format!(
                 "{key}={value:?} ignored: expected a user or group ID from 1 to 2147483647"
             ))),
+        }
+    }
+
+    // Either way an override, not an opt-out: `restricted` admits both.
+    if let Some(value) = ns.value(IDENTITY, &mut warnings) {
+        match IdentityMode::parse(value) {
+            Some(mode) if mode == config.baseline.identity => {}
+            Some(mode) if controls.allow_overrides => {
+                next.baseline.identity = mode;
+                applied.push(format!("identity={}", mode.as_str()));
+            }
+            Some(_) => warnings.push(ns.warning(&format!(
+                "{IDENTITY} ignored: this cluster does not allow namespace overrides (namespacePolicy.allowOverrides)"
+            ))),
+            None => warnings.push(ns.warning(&format!("{IDENTITY}={value:?} ignored: expected uid or userns"))),
         }
     }
 
@@ -321,6 +338,31 @@ mod tests {
             ]
         );
         assert!(eff.warnings.is_empty());
+    }
+
+    /// (namespace value, allowOverrides) → (identity in force, applied, warning fragment)
+    #[rstest]
+    #[case::userns(Some("userns"), true, IdentityMode::Userns, &["identity=userns"], None)]
+    #[case::uid_is_the_default(Some("uid"), true, IdentityMode::Uid, &[], None)]
+    #[case::overrides_not_allowed(Some("userns"), false, IdentityMode::Uid, &[], Some("allowOverrides"))]
+    #[case::auto_is_not_a_mode(Some("auto"), true, IdentityMode::Uid, &[], Some("expected uid or userns"))]
+    #[case::nothing_set(None, true, IdentityMode::Uid, &[], None)]
+    fn identity_mode(
+        #[case] value: Option<&str>,
+        #[case] allow_overrides: bool,
+        #[case] expected: IdentityMode,
+        #[case] applied: &[&str],
+        #[case] warning: Option<&str>,
+    ) {
+        let labels: Vec<(&str, &str)> = value.map(|v| (IDENTITY, v)).into_iter().collect();
+        let config = config(false, allow_overrides);
+        let e = effective(&config, &ns(&labels, &[]));
+        assert_eq!(e.config.baseline.identity, expected);
+        assert_eq!(e.applied, applied);
+        match warning {
+            Some(w) => assert!(e.warnings.len() == 1 && e.warnings[0].contains(w), "{:?}", e.warnings),
+            None => assert_eq!(e.warnings, Vec::<String>::new()),
+        }
     }
 
     #[test]

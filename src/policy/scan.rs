@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::engine::manifest;
+use crate::engine::{Identity, IdentityChoice, IdentityReason};
 use crate::policy::assess::{self, Assessment, Verdict};
 use crate::policy::namespace::{self as namespace_policy, NamespaceInfo};
 use crate::policy::ModeInForce;
@@ -271,8 +272,8 @@ pub fn table(report: &Report) -> String {
             let _ = writeln!(out, "  {w}");
         }
         if total > 0 {
-            let rows: Vec<[String; 5]> = ns.workloads.iter().map(row).collect();
-            let headers = ["WORKLOAD", "ADDED", "KEPT", "REMAINING", "VERDICT"].map(String::from);
+            let rows: Vec<[String; 6]> = ns.workloads.iter().map(row).collect();
+            let headers = ["WORKLOAD", "ADDED", "IDENTITY", "KEPT", "REMAINING", "VERDICT"].map(String::from);
             let mut widths = headers.clone().map(|h| h.len());
             for r in &rows {
                 for (w, cell) in widths.iter_mut().zip(r) {
@@ -312,12 +313,33 @@ pub fn table(report: &Report) -> String {
     out
 }
 
-fn row(w: &Workload) -> [String; 5] {
+/// The IDENTITY cell: `uid`, `userns` or `kept`, and the reason when it is
+/// not the mode's plain choice (`uid (hostNetwork)`, `userns (explicitRoot)`).
+fn identity_cell(identity: Option<Identity>) -> String {
+    let Some(i) = identity else {
+        return "-".into();
+    };
+    let choice = match i.choice {
+        IdentityChoice::Uid => "uid",
+        IdentityChoice::UserNamespace => "userns",
+        IdentityChoice::Kept => "kept",
+    };
+    match i.reason {
+        IdentityReason::UidMode | IdentityReason::NoIdentitySet => choice.to_string(),
+        reason => {
+            let reason = serde_json::to_value(reason).ok();
+            format!("{choice} ({})", reason.as_ref().and_then(Value::as_str).unwrap_or("?"))
+        }
+    }
+}
+
+fn row(w: &Workload) -> [String; 6] {
     let name = format!("{}/{}", w.kind.to_lowercase(), w.name);
     let Some(a) = &w.assessment else {
         let error = w.error.clone().unwrap_or_default();
         return [
             name,
+            "-".into(),
             "-".into(),
             "-".into(),
             format!("cannot read: {error}"),
@@ -343,7 +365,14 @@ fn row(w: &Workload) -> [String; 5] {
     let mut remaining: Vec<String> = a.remaining.iter().map(|v| v.check.as_str().to_string()).collect();
     remaining.sort();
     let verdict = a.verdict().as_str().to_string();
-    [name, added, list(kept), list(remaining), verdict]
+    [
+        name,
+        added,
+        identity_cell(a.identity),
+        list(kept),
+        list(remaining),
+        verdict,
+    ]
 }
 
 #[cfg(test)]
@@ -371,6 +400,31 @@ mod tests {
         json!({"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": name, "namespace": ns, "ownerReferences": owners},
                "spec": {"containers": [{"name": "app", "image": "nginx"}]}})
+    }
+
+    #[test]
+    fn identity_cell_names_the_fallback_reason() {
+        let cell = |choice, reason| {
+            identity_cell(Some(Identity {
+                choice,
+                reason,
+                uid: Some(65532),
+            }))
+        };
+        assert_eq!(cell(IdentityChoice::Uid, IdentityReason::UidMode), "uid");
+        assert_eq!(
+            cell(IdentityChoice::UserNamespace, IdentityReason::NoIdentitySet),
+            "userns"
+        );
+        assert_eq!(
+            cell(IdentityChoice::UserNamespace, IdentityReason::ExplicitRoot),
+            "userns (explicitRoot)"
+        );
+        assert_eq!(
+            cell(IdentityChoice::Uid, IdentityReason::HostNetwork),
+            "uid (hostNetwork)"
+        );
+        assert_eq!(identity_cell(None), "-");
     }
 
     #[test]
@@ -454,6 +508,12 @@ mod tests {
             agent.contains("privileged") && agent.ends_with("needs changes"),
             "{agent}"
         );
+        // The identity each workload gets: the privileged agent keeps its own.
+        assert!(text.contains("IDENTITY"), "{text}");
+        let words = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(words(agent)[2], "kept", "{agent}");
+        let bare = text.lines().find(|l| l.contains("pod/bare")).unwrap();
+        assert_eq!(words(bare)[2], "uid", "{bare}");
         assert!(
             text.ends_with(
                 "4 workloads in 3 namespaces; 1 need changes; restricted can be enforced in 2 of 3 namespaces\n"

@@ -34,6 +34,16 @@ pub struct Baseline {
     pub drop_all_capabilities: bool,
     pub read_only_root_filesystem: bool,
     pub app_armor_profile: Option<ProfileType>,
+    // Who the processes run as: which decision `rules.rs` makes per pod.
+    pub identity: IdentityMode,
+    /// `identity: userns`: a pod whose containers explicitly run as root
+    /// also gets `hostUsers: false` (root stays root inside, unprivileged on
+    /// the host). Adds a field, overrides nothing.
+    pub user_namespace_for_explicit_root: bool,
+    /// Add `fsGroup` beside a pinned non-root `runAsUser`. Off: `fsGroup`
+    /// makes the kubelet re-own existing volume data on first start, and a
+    /// manifest that pins its user already chose who owns its data.
+    pub fs_group_beside_run_as_user: bool,
 }
 
 impl Default for Baseline {
@@ -50,6 +60,9 @@ impl Default for Baseline {
             drop_all_capabilities: true,
             read_only_root_filesystem: false,
             app_armor_profile: None,
+            identity: IdentityMode::Uid,
+            user_namespace_for_explicit_root: true,
+            fs_group_beside_run_as_user: false,
         }
     }
 }
@@ -67,6 +80,33 @@ impl ProfileType {
         match self {
             ProfileType::RuntimeDefault => "RuntimeDefault",
         }
+    }
+}
+
+/// How a pod without an identity of its own is kept off the host's root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMode {
+    /// The baseline's `runAsUser`/`runAsGroup` on each container that sets none.
+    Uid,
+    /// `spec.hostUsers: false` (a user namespace) and no uid, where the pod
+    /// can use one; `uid` otherwise.
+    Userns,
+}
+
+impl IdentityMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityMode::Uid => "uid",
+            IdentityMode::Userns => "userns",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<IdentityMode> {
+        [IdentityMode::Uid, IdentityMode::Userns]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 
@@ -178,6 +218,14 @@ mod tests {
         assert_eq!(b.run_as_user, Some(1000));
         assert_eq!(b.fs_group, None);
         assert_eq!(b.run_as_group, Some(65532));
+    }
+
+    #[test]
+    fn identity_modes_parse_and_others_are_an_error() {
+        let b: Baseline = serde_yaml::from_str("identity: userns\n").unwrap();
+        assert_eq!(b.identity, IdentityMode::Userns);
+        assert_eq!(Baseline::default().identity, IdentityMode::Uid);
+        assert!(serde_yaml::from_str::<Baseline>("identity: auto\n").is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub trait ContainerLike {
     fn security_context(&self) -> Option<&SecurityContext>;
     fn security_context_mut(&mut self) -> &mut Option<SecurityContext>;
     fn ports(&self) -> &[ContainerPort];
+    /// Raw block devices, which user namespaces cannot map.
+    fn uses_volume_devices(&self) -> bool;
 }
 
 macro_rules! container_like {
@@ -26,6 +28,9 @@ macro_rules! container_like {
             }
             fn ports(&self) -> &[ContainerPort] {
                 self.ports.as_deref().unwrap_or_default()
+            }
+            fn uses_volume_devices(&self) -> bool {
+                self.volume_devices.as_ref().is_some_and(|d| !d.is_empty())
             }
         }
     };

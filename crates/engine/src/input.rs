@@ -19,7 +19,7 @@
 
 use k8s_openapi::api::core::v1::{
     self as core, Affinity, ContainerPort, EphemeralContainer, Lifecycle, PodOS, PodSecurityContext, PodSpec, Probe,
-    SecurityContext, Volume,
+    SecurityContext, Volume, VolumeDevice,
 };
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -75,6 +75,7 @@ struct Container {
     readiness_probe: Option<Box<Probe>>,
     startup_probe: Option<Box<Probe>>,
     lifecycle: Option<Box<Lifecycle>>,
+    volume_devices: Option<Vec<VolumeDevice>>,
 }
 
 impl From<Spec> for PodSpec {
@@ -111,6 +112,7 @@ impl From<Container> for core::Container {
             readiness_probe: c.readiness_probe.map(|b| *b),
             startup_probe: c.startup_probe.map(|b| *b),
             lifecycle: c.lifecycle.map(|b| *b),
+            volume_devices: c.volume_devices,
             ..core::Container::default()
         }
     }
@@ -124,6 +126,7 @@ impl From<Container> for EphemeralContainer {
             name: c.name.unwrap_or_default(),
             security_context: c.security_context.map(|b| *b),
             ports: c.ports,
+            volume_devices: c.volume_devices,
             ..EphemeralContainer::default()
         }
     }

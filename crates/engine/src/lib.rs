@@ -28,7 +28,10 @@ mod rules;
 pub use annotations::OptOut;
 pub use baseline::Baseline;
 pub use input::{read_spec, SpecInput};
-pub use report::{Added, Check, ContainerKind, Field, Guard, Kept, Report, Target, Untouched, Violation};
+pub use report::{
+    Added, Check, ContainerKind, Field, Guard, Identity, IdentityChoice, IdentityReason, Kept, Report, Target,
+    Untouched, Violation,
+};
 
 use annotations::Annotations;
 use containers::Slot;

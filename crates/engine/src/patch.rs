@@ -2,7 +2,7 @@
 //!
 //! The rules only ever fill in absent fields, so the hardened spec differs
 //! from the submitted one by new object members alone. The diff below walks
-//! the two securityContexts the rules may touch and emits an `add` for each
+//! the two securityContexts (and `hostUsers`) the rules may touch and emits an `add` for each
 //! new member; anything else is a bug in a rule and is reported as an error
 //! rather than turned into a `replace` or `remove`.
 //!
@@ -20,6 +20,12 @@ use serde_json::Value;
 /// The `add` operations that turn `orig` into `hardened`, with paths relative to the pod spec.
 pub(crate) fn add_only(orig: &PodSpec, hardened: &PodSpec) -> Result<Vec<PatchOperation>, EngineError> {
     let mut ops = Vec::new();
+    // `hostUsers: false`, the one pod-spec field outside a securityContext.
+    match (orig.host_users, hardened.host_users) {
+        (before, after) if before == after => {}
+        (None, Some(after)) => ops.push(add(&PointerBuf::from_tokens(["hostUsers"]), Value::Bool(after))),
+        _ => return Err(EngineError::NotAddOnly("/hostUsers".to_string())),
+    }
     diff_member(
         &mut PointerBuf::from_tokens(["securityContext"]),
         orig.security_context.as_ref(),

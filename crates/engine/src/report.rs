@@ -21,10 +21,12 @@ pub enum Field {
     DropCapabilities,
     ReadOnlyRootFilesystem,
     AppArmorProfile,
+    /// `spec.hostUsers: false` (a user namespace), in `identity: userns`.
+    HostUsers,
 }
 
 impl Field {
-    pub const ALL: [Field; 11] = [
+    pub const ALL: [Field; 12] = [
         Field::RunAsNonRoot,
         Field::RunAsUser,
         Field::RunAsGroup,
@@ -36,6 +38,7 @@ impl Field {
         Field::DropCapabilities,
         Field::ReadOnlyRootFilesystem,
         Field::AppArmorProfile,
+        Field::HostUsers,
     ];
 
     /// The API name, as used in the securityContext and in opt-out annotations.
@@ -52,6 +55,7 @@ impl Field {
             Field::DropCapabilities => "capabilities",
             Field::ReadOnlyRootFilesystem => "readOnlyRootFilesystem",
             Field::AppArmorProfile => "appArmorProfile",
+            Field::HostUsers => "hostUsers",
         }
     }
 
@@ -135,6 +139,12 @@ pub enum Guard {
     LegacyAnnotation,
     /// The pod or container opted out by annotation.
     OptedOut,
+    /// `runAsNonRoot: true` without `runAsUser`: the image's own non-root
+    /// user runs, and the kubelet refuses it if it is root.
+    ImageUser,
+    /// A non-root `runAsUser` is pinned: its group and the volumes' owner are
+    /// part of the same decision.
+    PinnedUser,
 }
 
 impl Guard {
@@ -145,6 +155,8 @@ impl Guard {
             Guard::SysAdmin => "it adds SYS_ADMIN",
             Guard::LegacyAnnotation => "a legacy annotation sets the profile",
             Guard::OptedOut => "it opted out by annotation",
+            Guard::ImageUser => "runAsNonRoot: true without runAsUser uses the image's own user",
+            Guard::PinnedUser => "runAsUser is pinned, which decides the identity",
         }
     }
 }
@@ -173,6 +185,93 @@ impl Untouched {
             Untouched::MirrorPod => "it is a mirror of a static pod",
             Untouched::OptedOut => "it opted out with the secure-defaults.io/skip annotation",
         }
+    }
+}
+
+/// Which identity a pod's processes get, and why: one decision per pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub choice: IdentityChoice,
+    pub reason: IdentityReason,
+    /// The baseline's `runAsUser`, for the message.
+    #[serde(skip)]
+    pub uid: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum IdentityChoice {
+    /// The baseline's uid on the containers that set none.
+    Uid,
+    /// `hostUsers: false`: a user namespace, no uid added.
+    UserNamespace,
+    /// No container needed one: each states its own identity (or runs as root).
+    Kept,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum IdentityReason {
+    /// `identity: uid` in the configuration.
+    UidMode,
+    /// No container sets an identity of its own.
+    NoIdentitySet,
+    /// A container explicitly runs as root; in a user namespace that root is
+    /// unprivileged on the host.
+    ExplicitRoot,
+    /// The pod states `hostUsers` itself.
+    HostUsersSet,
+    /// Some containers state their own non-root user or group.
+    ContainersDecide,
+    /// The API server refuses `hostUsers: false` beside these.
+    HostNetwork,
+    HostPid,
+    HostIpc,
+    VolumeDevices,
+    /// A privileged container: node agents that need the host's users.
+    Privileged,
+    /// Explicit root, and `userNamespaceForExplicitRoot: false`.
+    RootOnHostUsers,
+    /// `hostUsers` cannot change after creation (ephemeral containers).
+    Update,
+    /// The pod opted out of `hostUsers` by annotation.
+    OptedOut,
+}
+
+impl Identity {
+    /// One line for warnings and the CLI.
+    pub fn message(&self) -> String {
+        let what = match (self.choice, self.uid) {
+            (IdentityChoice::Uid, Some(uid)) => format!("uid {uid} where a container sets none"),
+            (IdentityChoice::Uid, None) => "the image's user where a container sets none".to_string(),
+            (IdentityChoice::UserNamespace, _) => "user namespace (hostUsers: false)".to_string(),
+            (IdentityChoice::Kept, _) => "kept as the containers state it".to_string(),
+        };
+        let why = match self.reason {
+            IdentityReason::UidMode => "",
+            IdentityReason::NoIdentitySet => "; root inside the container is unprivileged on the host",
+            IdentityReason::ExplicitRoot => {
+                "; the explicit root stays root inside the container, unprivileged on the host"
+            }
+            IdentityReason::HostUsersSet => " (the pod sets hostUsers itself)",
+            IdentityReason::ContainersDecide => " (containers state their own user or group)",
+            IdentityReason::HostNetwork => " (pod uses hostNetwork, which user namespaces do not allow)",
+            IdentityReason::HostPid => " (pod uses hostPID, which user namespaces do not allow)",
+            IdentityReason::HostIpc => " (pod uses hostIPC, which user namespaces do not allow)",
+            IdentityReason::VolumeDevices => " (a container uses volumeDevices, which user namespaces do not allow)",
+            IdentityReason::Privileged => " (a privileged container needs the host's users)",
+            IdentityReason::RootOnHostUsers => {
+                " (explicit root stays on the host's users: userNamespaceForExplicitRoot is false)"
+            }
+            IdentityReason::Update => " (hostUsers cannot change on an update)",
+            IdentityReason::OptedOut => " (the pod opted out of hostUsers)",
+        };
+        format!("identity: {what}{why}")
+    }
+
+    /// Whether this is today's plain default, not worth a warning of its own.
+    pub fn is_plain_uid(&self) -> bool {
+        self.choice == IdentityChoice::Uid && self.reason == IdentityReason::UidMode
     }
 }
 
@@ -296,6 +395,9 @@ pub struct Report {
     /// Set when the whole pod was left alone; nothing is added then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub untouched: Option<Untouched>,
+    /// The identity decision; `None` when the pod is untouched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
     pub added: Vec<Added>,
     pub kept: Vec<Kept>,
     pub skipped: Vec<Skipped>,

@@ -11,9 +11,9 @@
 //! (`spec`). The patch is the difference between the two (see `patch.rs`).
 
 use super::annotations::Annotations;
-use super::baseline::Baseline;
+use super::baseline::{Baseline, IdentityMode};
 use super::containers::{self, Slot};
-use super::report::{Field, Guard, Report, Target, Untouched};
+use super::report::{Field, Guard, Identity, IdentityChoice, IdentityReason, Report, Target, Untouched};
 use k8s_openapi::api::core::v1::{
     AppArmorProfile, Capabilities, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
     WindowsSecurityContextOptions,
@@ -103,9 +103,17 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
         }
     }
 
-    // Who the processes run as: on each container (see `identity`), except
-    // those that explicitly run as root or are privileged.
-    if b.run_as_non_root {
+    // Who the processes run as: one decision for the pod (`decide_identity`):
+    // a user namespace, or the baseline's IDs on each container (`identity`)
+    // that neither states its own nor runs as root or privileged.
+    let (decision, host_users) = decide_identity(ctx);
+    report.identity = Some(decision);
+    if host_users {
+        spec.host_users = Some(false);
+        report.added(Field::HostUsers, Target::Pod);
+    }
+    let ids = decision.choice != IdentityChoice::UserNamespace;
+    if ids && b.run_as_non_root {
         identity(
             ctx,
             spec,
@@ -120,7 +128,7 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
             },
         );
     }
-    if let Some(uid) = b.run_as_user {
+    if let Some(uid) = b.run_as_user.filter(|_| ids) {
         identity(
             ctx,
             spec,
@@ -135,7 +143,7 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
             },
         );
     }
-    if let Some(gid) = b.run_as_group {
+    if let Some(gid) = b.run_as_group.filter(|_| ids) {
         identity(
             ctx,
             spec,
@@ -159,7 +167,10 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
             if explicit == Some(0) {
                 report.kept(Field::FsGroup, Target::Pod, 0);
             }
-            if explicit.is_none() {
+            let pinned = !b.fs_group_beside_run_as_user && pins_user(ctx.orig);
+            if explicit.is_none() && pinned {
+                report.skipped(Field::FsGroup, Target::Pod, Guard::PinnedUser);
+            } else if explicit.is_none() {
                 pod_sc_mut(spec).fs_group = Some(gid);
                 report.added(Field::FsGroup, Target::Pod);
                 // Only beside an fsGroup we chose: with the pod's own fsGroup the
@@ -322,7 +333,7 @@ fn identity<T: Copy + Serialize>(
         // The pod's value is the explicit value of every container without its own.
         return;
     }
-    let guard = |slot: Slot| identity_guard(ctx.orig, slot);
+    let guard = |slot: Slot| identity_guard(ctx.orig, slot, field);
     for slot in inheriting {
         let Some(c) = containers::get(ctx.orig, slot) else {
             continue;
@@ -337,18 +348,153 @@ fn identity<T: Copy + Serialize>(
     }
 }
 
-/// Why the pod as submitted keeps this container's identity as it is, if it does.
-fn identity_guard(orig: &PodSpec, slot: Slot) -> Option<Guard> {
+/// Why the pod as submitted keeps this container's `field` as it is, if it does.
+///
+/// Identity fields are one decision: `runAsNonRoot: true` without
+/// `runAsUser` runs the image's own user (the kubelet refuses a root one),
+/// so no uid or gid is added; a pinned non-root `runAsUser` runs with the
+/// image's group for that user, and a `runAsGroup` would move it off files
+/// the image made group-writable.
+fn identity_guard(orig: &PodSpec, slot: Slot, field: Field) -> Option<Guard> {
+    let own = own_identity(orig, slot);
+    let privileged = containers::get(orig, slot)
+        .and_then(|c| c.security_context())
+        .and_then(|s| s.privileged)
+        == Some(true);
+    if own.user == Some(0) || own.non_root == Some(false) {
+        Some(Guard::ExplicitRoot)
+    } else if privileged {
+        Some(Guard::Privileged)
+    } else if field != Field::RunAsNonRoot && own.user.is_none() && own.non_root == Some(true) {
+        Some(Guard::ImageUser)
+    } else if field == Field::RunAsGroup && own.user.is_some() {
+        Some(Guard::PinnedUser)
+    } else {
+        None
+    }
+}
+
+/// A container's effective identity fields: its own, else the pod's.
+struct OwnIdentity {
+    user: Option<i64>,
+    group: Option<i64>,
+    non_root: Option<bool>,
+}
+
+impl OwnIdentity {
+    fn root(&self) -> bool {
+        self.user == Some(0) || self.non_root == Some(false)
+    }
+
+    fn any(&self) -> bool {
+        self.user.is_some() || self.group.is_some() || self.non_root.is_some()
+    }
+}
+
+fn own_identity(orig: &PodSpec, slot: Slot) -> OwnIdentity {
     let pod = pod_sc(orig);
     let own = containers::get(orig, slot).and_then(|c| c.security_context());
-    let user = own.and_then(|s| s.run_as_user).or(pod.and_then(|p| p.run_as_user));
-    let non_root = own
-        .and_then(|s| s.run_as_non_root)
-        .or(pod.and_then(|p| p.run_as_non_root));
-    if user == Some(0) || non_root == Some(false) {
-        Some(Guard::ExplicitRoot)
-    } else if own.and_then(|s| s.privileged) == Some(true) {
-        Some(Guard::Privileged)
+    OwnIdentity {
+        user: own.and_then(|s| s.run_as_user).or(pod.and_then(|p| p.run_as_user)),
+        group: own.and_then(|s| s.run_as_group).or(pod.and_then(|p| p.run_as_group)),
+        non_root: own
+            .and_then(|s| s.run_as_non_root)
+            .or(pod.and_then(|p| p.run_as_non_root)),
+    }
+}
+
+/// Whether the pod or any container pins a non-root `runAsUser`.
+fn pins_user(orig: &PodSpec) -> bool {
+    let pod = pod_sc(orig).and_then(|p| p.run_as_user);
+    let own = containers::all(orig).filter_map(|(_, c)| c.security_context().and_then(|s| s.run_as_user));
+    pod.into_iter().chain(own).any(|u| u != 0)
+}
+
+/// The pod's identity decision, and whether `hostUsers: false` is added.
+///
+/// `identity: userns` adds `hostUsers: false` and no IDs when no container
+/// states an identity of its own, or when the ones that do explicitly run as
+/// root (`userNamespaceForExplicitRoot`). It falls back to the `uid`
+/// decision where the API server (v1.37 `validateHostUsers`) refuses a user
+/// namespace, for privileged containers, on an update (`hostUsers` is
+/// immutable) and where the pod states `hostUsers` itself.
+fn decide_identity(ctx: &Ctx) -> (Identity, bool) {
+    let b = ctx.baseline;
+    let orig = ctx.orig;
+    let needs_id = ctx
+        .in_scope
+        .iter()
+        .any(|&slot| !own_identity(orig, slot).any() && identity_guard(orig, slot, Field::RunAsUser).is_none());
+    let uid = |reason| {
+        let choice = if needs_id && b.run_as_user.is_some() && !ctx.skips(Field::RunAsUser) {
+            IdentityChoice::Uid
+        } else {
+            IdentityChoice::Kept
+        };
+        (
+            Identity {
+                choice,
+                reason,
+                uid: b.run_as_user,
+            },
+            false,
+        )
+    };
+    let user_namespace = |reason, add| {
+        let choice = IdentityChoice::UserNamespace;
+        (
+            Identity {
+                choice,
+                reason,
+                uid: b.run_as_user,
+            },
+            add,
+        )
+    };
+    if b.identity == IdentityMode::Uid {
+        return uid(IdentityReason::UidMode);
+    }
+    match orig.host_users {
+        Some(false) => return user_namespace(IdentityReason::HostUsersSet, false),
+        Some(true) => return uid(IdentityReason::HostUsersSet),
+        None => {}
+    }
+    if !ctx.pod_level {
+        return uid(IdentityReason::Update);
+    }
+    if ctx.skips(Field::HostUsers) {
+        return uid(IdentityReason::OptedOut);
+    }
+    if let Some(reason) = refuses_user_namespace(orig) {
+        return uid(reason);
+    }
+    let owns: Vec<OwnIdentity> = ctx.in_scope.iter().map(|&slot| own_identity(orig, slot)).collect();
+    if owns.iter().any(|o| o.any() && !o.root()) {
+        return uid(IdentityReason::ContainersDecide);
+    }
+    if owns.iter().any(OwnIdentity::root) {
+        return if b.user_namespace_for_explicit_root {
+            user_namespace(IdentityReason::ExplicitRoot, true)
+        } else {
+            uid(IdentityReason::RootOnHostUsers)
+        };
+    }
+    user_namespace(IdentityReason::NoIdentitySet, true)
+}
+
+/// Why the pod cannot run in a user namespace, if it cannot.
+fn refuses_user_namespace(spec: &PodSpec) -> Option<IdentityReason> {
+    let all = || containers::all(spec).map(|(_, c)| c);
+    if spec.host_network == Some(true) {
+        Some(IdentityReason::HostNetwork)
+    } else if spec.host_pid == Some(true) {
+        Some(IdentityReason::HostPid)
+    } else if spec.host_ipc == Some(true) {
+        Some(IdentityReason::HostIpc)
+    } else if all().any(|c| c.uses_volume_devices()) {
+        Some(IdentityReason::VolumeDevices)
+    } else if all().any(|c| c.security_context().and_then(|s| s.privileged) == Some(true)) {
+        Some(IdentityReason::Privileged)
     } else {
         None
     }
@@ -438,6 +584,7 @@ fn enabled(b: &Baseline, field: Field) -> bool {
         Field::DropCapabilities => b.drop_all_capabilities,
         Field::ReadOnlyRootFilesystem => b.read_only_root_filesystem,
         Field::AppArmorProfile => b.app_armor_profile.is_some(),
+        Field::HostUsers => b.identity == IdentityMode::Userns,
     }
 }
 

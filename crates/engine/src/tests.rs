@@ -65,12 +65,10 @@ const C0_SC: &str = r#"/containers/0/securityContext = {"allowPrivilegeEscalatio
 )]
 #[case::existing_context_gets_only_missing_members(
     "spec: {securityContext: {runAsUser: 1000, seccompProfile: {type: Localhost, localhostProfile: p.json}}, containers: [{name: app, image: nginx, securityContext: {readOnlyRootFilesystem: true}}]}",
+    // The pinned runAsUser decides the group and the volumes' owner (issue 19).
     &[
-        "/securityContext/fsGroup = 65532",
-        r#"/securityContext/fsGroupChangePolicy = "OnRootMismatch""#,
         "/containers/0/securityContext/allowPrivilegeEscalation = false",
         r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
-        "/containers/0/securityContext/runAsGroup = 65532",
         "/containers/0/securityContext/runAsNonRoot = true",
     ],
 )]
@@ -394,7 +392,6 @@ fn ephemeral_update_inherits_what_the_pod_already_has() {
         [
             "/ephemeralContainers/0/securityContext/allowPrivilegeEscalation = false",
             r#"/ephemeralContainers/0/securityContext/capabilities/drop = ["ALL"]"#,
-            "/ephemeralContainers/0/securityContext/runAsGroup = 65532",
         ]
     );
 }
@@ -483,4 +480,240 @@ fn identity_never_reaches_containers_injected_after_the_first_pass() {
     );
     assert!(skipped(&second).contains(&"container \"agent\" runAsNonRoot Privileged".to_string()));
     assert!(skipped(&second).contains(&"container \"init-net\" runAsNonRoot ExplicitRoot".to_string()));
+}
+
+fn userns() -> Baseline {
+    Baseline {
+        identity: baseline::IdentityMode::Userns,
+        ..Baseline::default()
+    }
+}
+
+fn identity(h: &Hardening) -> String {
+    let i = h.report.identity.expect("an identity decision");
+    format!("{:?} {:?}", i.choice, i.reason)
+}
+
+const POD_SC_USERNS: &str = r#"/securityContext = {"fsGroup":65532,"fsGroupChangePolicy":"OnRootMismatch","seccompProfile":{"type":"RuntimeDefault"}}"#;
+const HOST_USERS: &str = "/hostUsers = false";
+const C0_NO_IDS: &str =
+    r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}"#;
+
+/// Identity is one decision per pod: what the manifest decided is never
+/// extended, and `identity: userns` uses a user namespace where it can.
+#[rstest]
+#[case::image_user_gets_no_uid_or_gid(
+    "spec: {containers: [{name: app, image: x, securityContext: {runAsNonRoot: true}}]}",
+    Baseline::default(),
+    &[POD_SC, "/containers/0/securityContext/allowPrivilegeEscalation = false", r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#],
+    &["container \"app\" runAsUser ImageUser", "container \"app\" runAsGroup ImageUser"],
+    "Kept UidMode",
+)]
+#[case::pod_level_image_user_gets_no_uid_or_gid(
+    "spec: {securityContext: {runAsNonRoot: true}, containers: [{name: app, image: x}]}",
+    Baseline::default(),
+    &[
+        "/securityContext/fsGroup = 65532",
+        r#"/securityContext/fsGroupChangePolicy = "OnRootMismatch""#,
+        r#"/securityContext/seccompProfile = {"type":"RuntimeDefault"}"#,
+        C0_NO_IDS,
+    ],
+    &["container \"app\" runAsUser ImageUser", "container \"app\" runAsGroup ImageUser"],
+    "Kept UidMode",
+)]
+#[case::pinned_user_gets_no_group_and_no_fs_group(
+    "spec: {securityContext: {runAsUser: 1000}, containers: [{name: app, image: x}]}",
+    Baseline::default(),
+    &[
+        r#"/securityContext/seccompProfile = {"type":"RuntimeDefault"}"#,
+        r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsNonRoot":true}"#,
+    ],
+    &["container \"app\" runAsGroup PinnedUser", "pod fsGroup PinnedUser"],
+    "Kept UidMode",
+)]
+#[case::container_pinned_user_keeps_fs_group_off_the_pod(
+    "spec: {containers: [{name: app, image: x, securityContext: {runAsUser: 1000}}, {name: side, image: y}]}",
+    Baseline::default(),
+    &[
+        r#"/securityContext = {"seccompProfile":{"type":"RuntimeDefault"}}"#,
+        "/containers/0/securityContext/allowPrivilegeEscalation = false",
+        r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
+        "/containers/0/securityContext/runAsNonRoot = true",
+        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532}"#,
+    ],
+    &["container \"app\" runAsGroup PinnedUser", "pod fsGroup PinnedUser"],
+    "Uid UidMode",
+)]
+#[case::fs_group_beside_run_as_user_when_configured(
+    "spec: {securityContext: {runAsUser: 1000}, containers: [{name: app, image: x}]}",
+    Baseline { fs_group_beside_run_as_user: true, ..Baseline::default() },
+    &[
+        "/securityContext/fsGroup = 65532",
+        r#"/securityContext/fsGroupChangePolicy = "OnRootMismatch""#,
+        r#"/securityContext/seccompProfile = {"type":"RuntimeDefault"}"#,
+        r#"/containers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsNonRoot":true}"#,
+    ],
+    &["container \"app\" runAsGroup PinnedUser"],
+    "Kept UidMode",
+)]
+#[case::uid_mode_never_adds_host_users_beside_root(
+    "spec: {containers: [{name: app, image: x, securityContext: {runAsUser: 0}}]}",
+    Baseline::default(),
+    &[POD_SC, "/containers/0/securityContext/allowPrivilegeEscalation = false", r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#],
+    &["container \"app\" runAsNonRoot ExplicitRoot", "container \"app\" runAsGroup ExplicitRoot"],
+    "Kept UidMode",
+)]
+#[case::userns_bare_pod_gets_a_user_namespace_and_no_ids(
+    "spec: {containers: [{name: app, image: x}], initContainers: [{name: init, image: y}]}",
+    userns(),
+    &[HOST_USERS, POD_SC_USERNS, r#"/initContainers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}"#, C0_NO_IDS],
+    &[],
+    "UserNamespace NoIdentitySet",
+)]
+#[case::userns_explicit_root_gets_a_user_namespace(
+    "spec: {containers: [{name: app, image: x, securityContext: {runAsUser: 0, runAsNonRoot: false}}, {name: side, image: y}]}",
+    userns(),
+    &[
+        HOST_USERS,
+        POD_SC_USERNS,
+        "/containers/0/securityContext/allowPrivilegeEscalation = false",
+        r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
+        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}"#,
+    ],
+    &[],
+    "UserNamespace ExplicitRoot",
+)]
+#[case::userns_explicit_root_stays_on_host_users_when_switched_off(
+    "spec: {securityContext: {runAsUser: 0}, containers: [{name: app, image: x}]}",
+    Baseline { user_namespace_for_explicit_root: false, ..userns() },
+    &[
+        "/securityContext/fsGroup = 65532",
+        r#"/securityContext/fsGroupChangePolicy = "OnRootMismatch""#,
+        r#"/securityContext/seccompProfile = {"type":"RuntimeDefault"}"#,
+        C0_NO_IDS,
+    ],
+    &["container \"app\" runAsNonRoot ExplicitRoot", "container \"app\" runAsGroup ExplicitRoot"],
+    "Kept RootOnHostUsers",
+)]
+#[case::userns_host_network_falls_back_to_uid(
+    "spec: {hostNetwork: true, containers: [{name: app, image: x}]}",
+    userns(),
+    &[POD_SC, C0_SC],
+    &[],
+    "Uid HostNetwork",
+)]
+#[case::userns_host_pid_falls_back_to_uid(
+    "spec: {hostPID: true, containers: [{name: app, image: x}]}",
+    userns(),
+    &[POD_SC, C0_SC],
+    &[],
+    "Uid HostPid",
+)]
+#[case::userns_host_ipc_falls_back_to_uid(
+    "spec: {hostIPC: true, containers: [{name: app, image: x}]}",
+    userns(),
+    &[POD_SC, C0_SC],
+    &[],
+    "Uid HostIpc",
+)]
+#[case::userns_volume_devices_fall_back_to_uid(
+    "spec: {containers: [{name: app, image: x, volumeDevices: [{name: raw, devicePath: /dev/xvda}]}]}",
+    userns(),
+    &[POD_SC, C0_SC],
+    &[],
+    "Uid VolumeDevices",
+)]
+#[case::userns_privileged_container_falls_back_to_uid(
+    "spec: {containers: [{name: app, image: x}, {name: agent, image: y, securityContext: {privileged: true}}]}",
+    userns(),
+    &[POD_SC, C0_SC],
+    &[
+        "container \"agent\" runAsNonRoot Privileged",
+        "container \"agent\" runAsUser Privileged",
+        "container \"agent\" runAsGroup Privileged",
+        "container \"agent\" allowPrivilegeEscalation Privileged",
+        "container \"agent\" capabilities Privileged",
+    ],
+    "Uid Privileged",
+)]
+#[case::userns_containers_with_their_own_identity_fall_back_to_uid(
+    "spec: {containers: [{name: app, image: x, securityContext: {runAsNonRoot: true}}, {name: side, image: y}]}",
+    userns(),
+    &[
+        POD_SC,
+        "/containers/0/securityContext/allowPrivilegeEscalation = false",
+        r#"/containers/0/securityContext/capabilities = {"drop":["ALL"]}"#,
+        r#"/containers/1/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532}"#,
+    ],
+    &["container \"app\" runAsUser ImageUser", "container \"app\" runAsGroup ImageUser"],
+    "Uid ContainersDecide",
+)]
+#[case::userns_explicit_host_users_true_is_kept(
+    "spec: {hostUsers: true, containers: [{name: app, image: x}]}",
+    userns(),
+    &[POD_SC, C0_SC],
+    &[],
+    "Uid HostUsersSet",
+)]
+#[case::userns_explicit_host_users_false_gets_no_ids(
+    "spec: {hostUsers: false, containers: [{name: app, image: x}]}",
+    userns(),
+    &[POD_SC_USERNS, C0_NO_IDS],
+    &[],
+    "UserNamespace HostUsersSet",
+)]
+#[case::userns_opt_out_of_host_users_falls_back_to_uid(
+    "metadata: {annotations: {secure-defaults.io/skip-fields: hostUsers}}\nspec: {containers: [{name: app, image: x}]}",
+    userns(),
+    &[POD_SC, C0_SC],
+    &["pod hostUsers OptedOut"],
+    "Uid OptedOut",
+)]
+fn identity_decisions(
+    #[case] pod: &str,
+    #[case] baseline: Baseline,
+    #[case] expected_ops: &[&str],
+    #[case] expected_skipped: &[&str],
+    #[case] expected_identity: &str,
+) {
+    let h = harden_yaml(pod, &baseline, Scope::Pod, true);
+    assert_eq!(ops(&h), expected_ops);
+    assert_eq!(skipped(&h), expected_skipped);
+    assert_eq!(identity(&h), expected_identity);
+    if h.report
+        .identity
+        .is_some_and(|i| i.choice == IdentityChoice::UserNamespace)
+    {
+        assert!(ops(&h).iter().all(|op| !op.contains("runAs")), "{:?}", ops(&h));
+    }
+}
+
+/// A legacy root-by-default pod in `userns` mode passes `restricted`, and
+/// so does one that explicitly runs as root.
+#[rstest]
+#[case::image_root("spec: {containers: [{name: app, image: nginx}]}")]
+#[case::explicit_root("spec: {containers: [{name: app, image: nginx, securityContext: {runAsUser: 0}}]}")]
+fn userns_pods_pass_restricted(#[case] pod: &str) {
+    let h = harden_yaml(pod, &userns(), Scope::Pod, true);
+    assert_eq!(remaining(&h), Vec::<String>::new());
+}
+
+/// `hostUsers` is immutable: an ephemeral-container update never adds it,
+/// and the new container gets the uid unless the pod already runs in a user
+/// namespace.
+#[rstest]
+#[case::host_users_unset(
+    "spec: {containers: [{name: app, image: x}], ephemeralContainers: [{name: debug, image: y}]}",
+    &[r#"/ephemeralContainers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}}"#],
+    "Uid Update",
+)]
+#[case::pod_in_a_user_namespace(
+    "spec: {hostUsers: false, containers: [{name: app, image: x}], ephemeralContainers: [{name: debug, image: y}]}",
+    &[r#"/ephemeralContainers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"seccompProfile":{"type":"RuntimeDefault"}}"#],
+    "UserNamespace HostUsersSet",
+)]
+fn userns_on_ephemeral_update(#[case] pod: &str, #[case] expected_ops: &[&str], #[case] expected_identity: &str) {
+    let h = harden_yaml(pod, &userns(), Scope::EphemeralContainers(vec!["debug".into()]), true);
+    assert_eq!(ops(&h), expected_ops);
+    assert_eq!(identity(&h), expected_identity);
 }
