@@ -58,9 +58,10 @@ pub(crate) fn violations(spec: &PodSpec, annotations: Annotations) -> Vec<Violat
     let mut v = |check: Check, target: Target, detail: String| out.push(Violation { check, target, detail });
     let pod = spec.security_context.as_ref();
     let windows = spec.os.as_ref().is_some_and(|os| os.name == "windows");
-    // Pods in a user namespace may run as UID 0 inside it, and unmask /proc
-    // (policy 1.35+: `relaxPolicyForUserNamespacePod` in runAsNonRoot,
-    // runAsUser and procMount).
+    // Pods in a user namespace may run as UID 0 inside it (policy 1.35+:
+    // `relaxPolicyForUserNamespacePod` in runAsNonRoot and runAsUser). Not
+    // procMount: only baseline relaxes it; `procMount_restricted` still
+    // forbids Unmasked in a user namespace.
     let user_namespace = spec.host_users == Some(false);
 
     // Pod level.
@@ -214,10 +215,7 @@ pub(crate) fn violations(spec: &PodSpec, annotations: Annotations) -> Vec<Violat
         if let Some(detail) = sc.and_then(|s| s.se_linux_options.as_ref()).and_then(selinux_violation) {
             v(Check::SeLinuxOptions, target(), detail);
         }
-        if let Some(m) = sc
-            .and_then(|s| s.proc_mount.as_deref())
-            .filter(|m| *m != "Default" && !user_namespace)
-        {
+        if let Some(m) = sc.and_then(|s| s.proc_mount.as_deref()).filter(|m| *m != "Default") {
             v(Check::ProcMount, target(), format!("procMount={m}"));
         }
         let seccomp = sc.and_then(|s| s.seccomp_profile.as_ref()).map(|p| p.type_.as_str());

@@ -428,6 +428,22 @@ fn remaining_names_what_no_default_can_fix() {
     );
 }
 
+/// Pod Security 1.35+ relaxes procMount for `hostUsers: false` pods in
+/// baseline only; restricted's `procMount_restricted` still forbids Unmasked
+/// (the upstream fixtures `fail/procmount_restricted*`).
+#[test]
+fn unmasked_proc_fails_restricted_also_in_a_user_namespace() {
+    let pod = "spec:
+  hostUsers: false
+  containers:
+    - name: app
+      image: x
+      securityContext: {procMount: Unmasked}
+";
+    let h = harden_yaml(pod, &Baseline::default(), Scope::Pod, true);
+    assert_eq!(remaining(&h), ["procMount: container \"app\": procMount=Unmasked"]);
+}
+
 #[test]
 fn hardened_bare_pod_passes_restricted() {
     let h = harden_yaml(
