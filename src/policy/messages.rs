@@ -240,17 +240,19 @@ mod tests {
     #[test]
     fn cautions_are_one_line_per_container_after_the_rejections() {
         use crate::engine::{Caution, ContainerKind, Violation};
-        let mut report = Report::default();
-        report.cautions = vec![
-            Caution {
-                target: Target::container(ContainerKind::InitContainers, "dns"),
-                ports: vec![53],
-            },
-            Caution {
-                target: Target::container(ContainerKind::Containers, "web"),
-                ports: vec![80, 443],
-            },
-        ];
+        let mut report = Report {
+            cautions: vec![
+                Caution {
+                    target: Target::container(ContainerKind::InitContainers, "dns"),
+                    ports: vec![53],
+                },
+                Caution {
+                    target: Target::container(ContainerKind::Containers, "web"),
+                    ports: vec![80, 443],
+                },
+            ],
+            ..Report::default()
+        };
         report.remaining.push(Violation {
             check: Check::HostPathVolumes,
             target: Target::Pod,
