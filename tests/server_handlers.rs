@@ -391,6 +391,26 @@ async fn dry_run_gets_the_same_answer() {
     assert_eq!(dry, normal);
 }
 
+/// Issue 18: a port below 1024 the hardened container cannot bind is one
+/// warning line, with what to do; audit mode changes nothing, so says nothing.
+#[actix_web::test]
+async fn a_low_port_the_hardened_pod_cannot_bind_is_a_warning() {
+    let spec = json!({"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}],
+                                      "readinessProbe": {"tcpSocket": {"port": 443}}}]});
+    let response = post(&state(Config::default()), &Review::create(pod(spec.clone()))).await;
+    assert_eq!(response["allowed"], true);
+    assert_eq!(
+        warnings(&response),
+        ["secure-defaults: container \"web\" listens on ports 80, 443 (<1024): as non-root without NET_BIND_SERVICE it cannot bind them unless net.ipv4.ip_unprivileged_port_start is lower; use a port >= 1024 or set that sysctl in the pod's securityContext.sysctls"]
+    );
+    let audit = Config {
+        mode: Mode::Audit,
+        ..Config::default()
+    };
+    let response = post(&state(audit), &Review::create(pod(spec))).await;
+    assert!(!has_warning(&response, "listens on"), "{:?}", warnings(&response));
+}
+
 #[actix_web::test]
 async fn audit_mode_patches_nothing_and_says_what_it_would_add() {
     let config = Config {

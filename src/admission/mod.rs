@@ -826,6 +826,10 @@ fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardene
         // warn and deny only about the containers being added.
         report.remaining.retain(|v| is_new_ephemeral(&v.target, names));
     }
+    if audit {
+        // Nothing is added: the pod runs as written, not as hardened.
+        report.cautions.clear();
+    }
     let denied: Vec<&Violation> = report
         .remaining
         .iter()

@@ -8,7 +8,7 @@
 
 use crate::config::{Config, Mode};
 use crate::engine::manifest::{self, ManifestError};
-use crate::engine::{self, Added, Check, Identity, Kept, Policy, Scope, Untouched, Violation};
+use crate::engine::{self, Added, Caution, Check, Identity, Kept, Policy, Scope, Untouched, Violation};
 use crate::policy::ModeInForce;
 use serde::Serialize;
 use serde_json::Value;
@@ -58,6 +58,10 @@ pub struct Assessment {
     /// itself refuses the pod in enforce mode.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub denied: Vec<Check>,
+    /// Ports below 1024 the admitted pod cannot bind (enforce mode only:
+    /// elsewhere the pod runs as written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cautions: Vec<Caution>,
 }
 
 impl Assessment {
@@ -87,6 +91,7 @@ pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Asses
             kept: Vec::new(),
             remaining: engine::violations(&template.metadata, &template.spec),
             denied: Vec::new(),
+            cautions: Vec::new(),
         }));
     }
     let policy = Policy {
@@ -111,8 +116,10 @@ pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Asses
         .collect();
     denied.sort();
     denied.dedup();
+    let mut cautions = report.cautions;
     if config.mode == Mode::Audit {
         denied.clear();
+        cautions.clear();
     }
     Ok(Some(Assessment {
         mode,
@@ -123,6 +130,7 @@ pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Asses
         kept: report.kept,
         remaining,
         denied,
+        cautions,
     }))
 }
 

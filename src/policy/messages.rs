@@ -16,7 +16,8 @@ const PREFIX: &str = "secure-defaults: ";
 
 /// One line per decision a user should know about, in the report's order:
 /// why the pod was left alone, guards that skipped a field, explicit values
-/// kept that Pod Security does not reject, and what `restricted` still rejects.
+/// kept that Pod Security does not reject, what `restricted` still rejects,
+/// and what the hardened pod cannot do at run time (a port below 1024).
 pub fn warnings(report: &Report) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(reason) = report.untouched {
@@ -59,6 +60,8 @@ pub fn warnings(report: &Report) -> Vec<String> {
     for v in &report.remaining {
         out.push(format!("still violates PodSecurity \"restricted\": {v}"));
     }
+    // Last: a rejected pod never runs, so the rejection comes first under the cap.
+    out.extend(report.cautions.iter().map(|c| c.message()));
     bound(out.into_iter().map(|m| format!("{PREFIX}{m}")).collect())
 }
 
@@ -232,6 +235,39 @@ mod tests {
             warnings(&report),
             ["secure-defaults: identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host"]
         );
+    }
+
+    #[test]
+    fn cautions_are_one_line_per_container_after_the_rejections() {
+        use crate::engine::{Caution, ContainerKind, Violation};
+        let mut report = Report {
+            cautions: vec![
+                Caution {
+                    target: Target::container(ContainerKind::InitContainers, "dns"),
+                    ports: vec![53],
+                },
+                Caution {
+                    target: Target::container(ContainerKind::Containers, "web"),
+                    ports: vec![80, 443],
+                },
+            ],
+            ..Report::default()
+        };
+        report.remaining.push(Violation {
+            check: Check::HostPathVolumes,
+            target: Target::Pod,
+            detail: "hostPath volume \"logs\"".into(),
+        });
+        let out = warnings(&report);
+        assert_eq!(
+            out,
+            [
+                "secure-defaults: still violates PodSecurity \"restricted\": hostPathVolumes: hostPath volume \"logs\"",
+                "secure-defaults: init container \"dns\" listens on port 53 (<1024): as non-root without NET_BIND_SERVICE it cannot bind it unless net.ipv4.ip_unprivileged_port_start is lower; use a port >= 1024 or set that sysctl in the pod's securityContext.sysctls",
+                "secure-defaults: container \"web\" listens on ports 80, 443 (<1024): as non-root without NET_BIND_SERVICE it cannot bind them unless net.ipv4.ip_unprivileged_port_start is lower; use a port >= 1024 or set that sysctl in the pod's securityContext.sysctls",
+            ]
+        );
+        assert!(out.iter().all(|m| m.len() <= MAX_MESSAGE), "{out:?}");
     }
 
     #[test]

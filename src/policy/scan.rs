@@ -291,6 +291,12 @@ pub fn table(report: &Report) -> String {
                 }
                 let _ = writeln!(out, "{}", line.trim_end());
             }
+            // What admission cannot fix and Pod Security does not see.
+            for w in &ns.workloads {
+                for c in w.assessment.iter().flat_map(|a| &a.cautions) {
+                    let _ = writeln!(out, "  {}/{}: {}", w.kind.to_lowercase(), w.name, c.message());
+                }
+            }
         }
         let verdict = match (ns.restricted_ready, total) {
             (true, 0) => "restricted can be enforced: yes (no workloads)".to_string(),
@@ -577,6 +583,45 @@ mod tests {
         let mut without = Scanner::new(&relaxed, false);
         without.namespace(&audit);
         assert_eq!(without.finish().namespaces[0].mode, "enforce");
+    }
+
+    /// Issue 18: a port below 1024 the hardened pods cannot bind is said in
+    /// words under the table and in JSON; not where nothing is added.
+    #[test]
+    fn low_ports_the_hardened_pods_cannot_bind_are_said() {
+        let relaxed = Config {
+            namespace_policy: crate::config::namespace::Controls {
+                allow_opt_out: true,
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let mut s = Scanner::new(&relaxed, true);
+        s.namespace(&ns("audit", &[(namespace_policy::MODE, "audit")]));
+        let mut web = deployment("web", "httpd", json!(null));
+        web["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80}]);
+        let mut quiet = web.clone();
+        quiet["metadata"]["namespace"] = json!("audit");
+        let mut high = deployment("web", "proxy", json!(null));
+        high["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 8080}]);
+        for o in [&web, &quiet, &high] {
+            s.object(o);
+        }
+        let report = s.finish();
+        let text = table(&report);
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("listens on")).collect();
+        assert_eq!(
+            lines,
+            ["  deployment/httpd: container \"app\" listens on port 80 (<1024): as non-root without NET_BIND_SERVICE it cannot bind it unless net.ipv4.ip_unprivileged_port_start is lower; use a port >= 1024 or set that sysctl in the pod's securityContext.sysctls"]
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        let web = &json["namespaces"][1]["workloads"];
+        assert_eq!(web[0]["name"], "httpd");
+        assert_eq!(
+            web[0]["assessment"]["cautions"],
+            json!([{"target": {"level": "container", "kind": "containers", "name": "app"}, "ports": [80]}])
+        );
+        assert!(web[1]["assessment"].get("cautions").is_none(), "{web}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - `baseline.rs`: the values secure-defaults fills in.
 //! - `rules.rs`: where and when each value is filled in, top to bottom.
 //! - `restricted.rs`: what Pod Security `restricted` still rejects afterwards.
+//! - `cautions.rs`: what the hardened pod cannot do at run time (low ports).
 //! - `patch.rs`: the rules' result as RFC 6902 `add` operations.
 //! - `input.rs`: reading a pod spec with only the fields the above look at.
 //! - `manifest.rs`: Kubernetes objects that carry a pod spec, and the patch
@@ -16,6 +17,7 @@
 
 pub mod annotations;
 pub mod baseline;
+mod cautions;
 mod containers;
 pub mod decode;
 mod input;
@@ -29,7 +31,7 @@ pub use annotations::OptOut;
 pub use baseline::Baseline;
 pub use input::{read_spec, SpecInput};
 pub use report::{
-    Added, Check, ContainerKind, Field, Guard, Identity, IdentityChoice, IdentityReason, Kept, Report, Target,
+    Added, Caution, Check, ContainerKind, Field, Guard, Identity, IdentityChoice, IdentityReason, Kept, Report, Target,
     Untouched, Violation,
 };
 
@@ -116,6 +118,7 @@ pub fn harden(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Poli
             let mut hardened = spec.clone();
             rules::apply(&ctx, &mut hardened, &mut report);
             report.remaining = restricted::violations(&hardened, annotations);
+            report.cautions = cautions::low_ports(&hardened, &ctx.in_scope);
             patch::add_only(spec, &hardened)?
         }
     };

@@ -388,6 +388,34 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A container that, as hardened, cannot bind the ports below 1024 it
+/// declares or probes: it runs as non-root without `NET_BIND_SERVICE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caution {
+    pub target: Target,
+    /// Ascending, distinct.
+    pub ports: Vec<i32>,
+}
+
+impl Caution {
+    /// One line for warnings and the CLI, with what to do.
+    pub fn message(&self) -> String {
+        let ports: Vec<String> = self.ports.iter().map(ToString::to_string).collect();
+        let (s, it) = if self.ports.len() == 1 {
+            ("", "it")
+        } else {
+            ("s", "them")
+        };
+        format!(
+            "{} listens on port{s} {} (<1024): as non-root without NET_BIND_SERVICE it cannot bind {it} unless \
+             net.ipv4.ip_unprivileged_port_start is lower; use a port >= 1024 or set that sysctl in the pod's \
+             securityContext.sysctls",
+            self.target,
+            ports.join(", ")
+        )
+    }
+}
+
 /// Everything the engine decided for one pod (or pod template).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -403,6 +431,10 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Pod Security `restricted` violations left after hardening.
     pub remaining: Vec<Violation>,
+    /// What the hardened pod cannot do at run time (a port below 1024 as
+    /// non-root), in container order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cautions: Vec<Caution>,
 }
 
 impl Report {

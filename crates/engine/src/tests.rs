@@ -733,3 +733,95 @@ fn userns_on_ephemeral_update(#[case] pod: &str, #[case] expected_ops: &[&str], 
     assert_eq!(ops(&h), expected_ops);
     assert_eq!(identity(&h), expected_identity);
 }
+
+fn cautions(h: &Hardening) -> Vec<String> {
+    h.report
+        .cautions
+        .iter()
+        .map(|c| format!("{} {:?}", c.target, c.ports))
+        .collect()
+}
+
+/// Issue 18: a port below 1024 the hardened container cannot bind is said,
+/// and only that: no caution where the spec does not decide it.
+#[rstest]
+#[case::declared_port_as_the_baseline_uid(
+    "spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}, {containerPort: 8080}, {containerPort: 443}]}]}",
+    Baseline::default(),
+    &["container \"web\" [80, 443]"],
+)]
+#[case::probe_ports_count_and_repeat_once(
+    "spec: {containers: [{name: web, image: httpd, ports: [{name: http, containerPort: 80}], readinessProbe: {httpGet: {port: 80}}, livenessProbe: {tcpSocket: {port: http}}, startupProbe: {grpc: {port: 81}}}]}",
+    Baseline::default(),
+    &["container \"web\" [80, 81]"],
+)]
+#[case::init_containers_in_spec_order(
+    "spec: {initContainers: [{name: init, image: busybox, ports: [{containerPort: 53, protocol: UDP}]}], containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]}",
+    Baseline::default(),
+    &["init container \"init\" [53]", "container \"web\" [80]"],
+)]
+#[case::run_as_non_root_with_the_image_user(
+    "spec: {securityContext: {runAsNonRoot: true}, containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]}",
+    Baseline::default(),
+    &["container \"web\" [80]"],
+)]
+#[case::high_ports_are_silent(
+    "spec: {containers: [{name: web, image: nginx-unprivileged, ports: [{containerPort: 8080}]}], }",
+    Baseline::default(),
+    &[],
+)]
+#[case::net_bind_service_added_is_silent(
+    "spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}], securityContext: {capabilities: {add: [NET_BIND_SERVICE]}}}]}",
+    Baseline::default(),
+    &[],
+)]
+#[case::explicit_root_is_silent(
+    "spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}], securityContext: {runAsUser: 0}}]}",
+    Baseline::default(),
+    &[],
+)]
+#[case::image_user_unknown_is_silent(
+    "spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]}",
+    Baseline { run_as_non_root: false, run_as_user: None, ..Baseline::default() },
+    &[],
+)]
+#[case::capabilities_kept_without_drop_is_silent(
+    "spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}], securityContext: {capabilities: {drop: [NET_RAW]}}}]}",
+    Baseline::default(),
+    &[],
+)]
+#[case::user_namespace_is_silent(
+    "spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]}",
+    userns(),
+    &[],
+)]
+#[case::lowered_sysctl_allows_the_ports_above_it(
+    "spec: {securityContext: {sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: '80'}]}, containers: [{name: web, image: nginx, ports: [{containerPort: 53}, {containerPort: 80}, {containerPort: 443}]}]}",
+    Baseline::default(),
+    &["container \"web\" [53]"],
+)]
+#[case::untouched_pods_are_silent(
+    "metadata: {annotations: {secure-defaults.io/skip: 'true'}}\nspec: {securityContext: {runAsUser: 1000}, containers: [{name: web, image: nginx, ports: [{containerPort: 80}], securityContext: {capabilities: {drop: [ALL]}}}]}",
+    Baseline::default(),
+    &[],
+)]
+fn low_port_cautions(#[case] pod: &str, #[case] baseline: Baseline, #[case] expected: &[&str]) {
+    let h = harden_yaml(pod, &baseline, Scope::Pod, true);
+    assert_eq!(cautions(&h), expected);
+}
+
+#[test]
+fn caution_message_says_what_to_do() {
+    let h = harden_yaml(
+        "spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]}",
+        &Baseline::default(),
+        Scope::Pod,
+        true,
+    );
+    assert_eq!(
+        h.report.cautions[0].message(),
+        "container \"web\" listens on port 80 (<1024): as non-root without NET_BIND_SERVICE it cannot bind it \
+         unless net.ipv4.ip_unprivileged_port_start is lower; use a port >= 1024 or set that sysctl in the pod's \
+         securityContext.sysctls"
+    );
+}
