@@ -361,7 +361,8 @@ impl Summary {
                 report.kept.len(),
                 report.remaining.len()
             );
-            // The warnings name the identity decision unless it is the plain uid.
+            // The warnings below name every other identity decision; the plain
+            // uid is named here, so the summary always says which identity.
             if let Some(identity) = report.identity.filter(|i| i.is_plain_uid()) {
                 let _ = writeln!(self.text, "  {}", identity.message());
             }
