@@ -188,6 +188,16 @@ async fn setup(variant: &Variant) -> Result<Setup> {
             },
         )
         .await?;
+        // The deny policy takes effect on its own: wait for it to refuse a privileged pod.
+        if variant.config.contains("privileged") {
+            let mut privileged = probe.clone();
+            privileged["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+            wait_for(Duration::from_secs(60), "the deny list to be active", || async {
+                let a = create(&client, ns, "pods", &privileged, true).await.ok()?;
+                (!a.ok()).then_some(())
+            })
+            .await?;
+        }
     }
     Ok(Setup {
         client,
