@@ -17,18 +17,24 @@ struct Served {
     seen: Vec<String>,
 }
 
+/// `serve --self-signed` on ports the system picks.
+fn self_signed_serve() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_secure-defaults"));
+    command.args([
+        "serve",
+        "--self-signed",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    command
+}
+
 impl Served {
     fn spawn(dir: &std::path::Path) -> Served {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_secure-defaults"));
+        let mut command = self_signed_serve();
         command
-            .args([
-                "serve",
-                "--self-signed",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
             .arg("--ca-out")
             .arg(dir.join("ca.pem"))
             .env("SECURE_DEFAULTS_LOG_FORMAT", "json")
@@ -183,16 +189,8 @@ fn self_signed_ca_goes_to_the_cache_directory_not_the_working_directory() {
     let (home, work) = (dir.path().join("home"), dir.path().join("work"));
     std::fs::create_dir_all(&home).unwrap();
     std::fs::create_dir_all(&work).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_secure-defaults"));
+    let mut command = self_signed_serve();
     command
-        .args([
-            "serve",
-            "--self-signed",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
         .env_remove("SECURE_DEFAULTS_CA_OUT")
         .env_remove("XDG_CACHE_HOME")
         .env("HOME", &home)
