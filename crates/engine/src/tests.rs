@@ -837,3 +837,5 @@ fn caution_message_says_what_to_do() {
          securityContext.sysctls"
     );
 }
+
+mod identity_auto;
