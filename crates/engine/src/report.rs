@@ -354,7 +354,7 @@ impl ContainerIdentity {
         let what = match (self.got, pod.uid) {
             (ContainerChoice::ImageUser { uid, gid: None }, _) => format!("uid {uid} from its image"),
             (ContainerChoice::ImageUser { uid, gid: Some(gid) }, _) => format!("uid {uid}, gid {gid} from its image"),
-            (ContainerChoice::UserNamespace, _) => "no uid, the pod's user namespace".to_string(),
+            (ContainerChoice::UserNamespace, _) => "user namespace, no uid".to_string(),
             (ContainerChoice::Uid, Some(uid)) => format!("uid {uid}"),
             (ContainerChoice::Uid, None) => "runAsNonRoot".to_string(),
         };
