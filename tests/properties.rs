@@ -424,5 +424,15 @@ proptest! {
         let meta: ObjectMeta = serde_json::from_value(stored["metadata"].clone()).unwrap();
         let slim = read_spec(&stored["spec"].to_string()).unwrap();
         prop_assert_eq!(&engine::harden(&meta, &slim, &Scope::Pod, policy).unwrap(), &h.hardening);
+
+        // A resolver that looks up only `images_to_look_up` gets the same answer.
+        let wanted = engine::images_to_look_up(&meta, &slim, &Scope::Pod, policy);
+        let narrowed: ImageFacts = images
+            .iter()
+            .filter(|(image, _)| wanted.iter().any(|w| w == image))
+            .map(|(image, lookup)| (image.to_string(), lookup.clone()))
+            .collect();
+        let policy = Policy { images: &narrowed, ..policy };
+        prop_assert_eq!(&engine::harden(&meta, &slim, &Scope::Pod, policy).unwrap(), &h.hardening);
     }
 }

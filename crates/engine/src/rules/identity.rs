@@ -262,6 +262,20 @@ fn needing_identity(ctx: &Ctx) -> Vec<Slot> {
         .collect()
 }
 
+/// The images of the containers that need an identity, sorted, each once:
+/// what `auto` reads (the rest is never looked at).
+pub(super) fn images_to_look_up(ctx: &Ctx) -> Vec<String> {
+    let mut images: Vec<String> = needing_identity(ctx)
+        .into_iter()
+        .filter_map(|slot| containers::get(ctx.orig, slot))
+        .map(|c| c.image().to_string())
+        .filter(|i| !i.is_empty())
+        .collect();
+    images.sort();
+    images.dedup();
+    images
+}
+
 /// Whether a container explicitly runs as root and, by the configuration,
 /// wants a user namespace for it.
 fn explicit_root_wants_user_namespace(ctx: &Ctx) -> bool {
@@ -381,7 +395,8 @@ fn decide_auto(ctx: &Ctx) -> Decision {
         .into_iter()
         .map(|slot| {
             let image = containers::get(ctx.orig, slot).map_or("", |c| c.image());
-            let fact = match ctx.images.get(image) {
+            // No image (the API server refuses that on a Pod): nothing to look up.
+            let fact = match ctx.images.get(image).filter(|_| !image.is_empty()) {
                 None => ImageFact::NotLookedUp,
                 Some(ImageLookup::Found(user)) => ImageFact::Found(user.clone()),
                 Some(ImageLookup::Failed(why)) => ImageFact::LookupFailed(why.clone()),

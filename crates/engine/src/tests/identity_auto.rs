@@ -300,3 +300,52 @@ fn auto_pods_pass_restricted() {
     let h = harden_with_images(pod, &auto(), Scope::Pod, true, &ImageFacts::default());
     assert_eq!(remaining(&h), Vec::<String>::new());
 }
+
+/// What a resolver is asked to look up: only the images `auto` reads.
+#[rstest]
+#[case::containers_without_identity_each_image_once(
+    "spec: {initContainers: [{name: i, image: b:1}], containers: [{name: a, image: a:1}, {name: a2, image: a:1}, {name: pinned, image: p:1, securityContext: {runAsUser: 1000}}, {name: agent, image: g:1, securityContext: {privileged: true}}]}",
+    auto(),
+    Scope::Pod,
+    &["a:1", "b:1"],
+)]
+#[case::other_modes_look_nothing_up("spec: {containers: [{name: a, image: a:1}]}", Baseline::default(), Scope::Pod, &[])]
+#[case::pod_level_identity_decides_for_all(
+    "spec: {securityContext: {runAsNonRoot: true}, containers: [{name: a, image: a:1}]}",
+    auto(),
+    Scope::Pod,
+    &[]
+)]
+#[case::windows_pods_are_left_alone(
+    "spec: {os: {name: windows}, containers: [{name: a, image: a:1}]}",
+    auto(),
+    Scope::Pod,
+    &[]
+)]
+#[case::skipped_pods_are_left_alone(
+    "metadata: {annotations: {secure-defaults.io/skip: 'true'}}\nspec: {containers: [{name: a, image: a:1}]}",
+    auto(),
+    Scope::Pod,
+    &[]
+)]
+#[case::ephemeral_update_only_the_new_container(
+    "spec: {containers: [{name: a, image: a:1}], ephemeralContainers: [{name: debug, image: busybox}]}",
+    auto(),
+    Scope::EphemeralContainers(vec!["debug".into()]),
+    &["busybox"]
+)]
+fn images_to_look_up_are_those_auto_reads(
+    #[case] pod: &str,
+    #[case] baseline: Baseline,
+    #[case] scope: Scope,
+    #[case] expected: &[&str],
+) {
+    let pod: Pod = serde_yaml::from_str(pod).unwrap();
+    let policy = Policy {
+        baseline: &baseline,
+        allow_opt_out: true,
+        images: &ImageFacts::default(),
+    };
+    let images = crate::images_to_look_up(&pod.metadata, pod.spec.as_ref().unwrap(), &scope, policy);
+    assert_eq!(images, expected);
+}
