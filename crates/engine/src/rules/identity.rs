@@ -28,12 +28,13 @@
 //!    not state `hostUsers`, it is not an update (`hostUsers` is immutable),
 //!    it did not opt out, and the API server allows it (`refuses_user_namespace`).
 //!    A pod that states `hostUsers: false` already runs in one.
-//! 4. In a pod with a user namespace only the containers that get their
-//!    image's numeric user get identity fields; the rest get none (the user
-//!    namespace keeps them off the host's root, and Pod Security
-//!    `restricted` accepts any user in it). In a pod without one, a
-//!    container that wanted one gets the baseline's uid, and the report says
-//!    why it could not have one.
+//! 4. `userns` and `auto`: in a pod with a user namespace only the
+//!    containers that get their image's numeric user get identity fields;
+//!    the rest get none (the user namespace keeps them off the host's root,
+//!    and Pod Security `restricted` accepts any user in it). In a pod
+//!    without one, a container that wanted one gets the baseline's uid, and
+//!    the report says why it could not have one. (`uid` adds its uid also
+//!    beside a pod's own `hostUsers: false`.)
 
 use super::{container_sc_mut, enabled, pod_sc, Ctx};
 use crate::baseline::{Baseline, IdentityMode};
