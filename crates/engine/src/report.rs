@@ -358,9 +358,10 @@ impl ContainerIdentity {
             (ContainerChoice::Uid, Some(uid)) => format!("uid {uid}"),
             (ContainerChoice::Uid, None) => "runAsNonRoot".to_string(),
         };
-        let fallback = match self.fallback {
-            Some(mode) => format!(" (identityFallback: {})", mode.as_str()),
-            None => String::new(),
+        // Named where it decided: a `uid` fallback in the pod's user namespace did not.
+        let fallback = match (self.fallback, self.got) {
+            (Some(IdentityMode::Uid), ContainerChoice::UserNamespace) | (None, _) => String::new(),
+            (Some(mode), _) => format!(" (identityFallback: {})", mode.as_str()),
         };
         let fact = match &self.image_user {
             ImageFact::Found(ImageUser::NonRoot { .. }) => String::new(),

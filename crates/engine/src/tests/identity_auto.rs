@@ -162,7 +162,7 @@ fn c(i: usize, sc: &str) -> String {
     ],
     &[
         "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
-        r#"identity: init container "init": user namespace, no uid (identityFallback: uid): its image was not looked up"#,
+        r#"identity: init container "init": user namespace, no uid: its image was not looked up"#,
         r#"identity: container "db": user namespace, no uid: its image runs as root"#,
     ],
 )]
