@@ -3,9 +3,10 @@
 # plane is ready; uses its helpers: log, fail, free_port, sign, kubeconfig,
 # start, alive, in_time, and its variables state, pki, logs, BIN_DIR).
 #
-# Starts kube-scheduler, then one node: a bridge of its own, containerd (with
-# runc and the CNI plugins) and a kubelet registered with its own
-# system:node:<name> credentials. Everything lives in STATE_DIR/n except what
+# Starts kube-scheduler, then one node on the bridge of up-bridge.sh
+# (node_name, bridge, subnet, node_ip): containerd (with runc and the CNI
+# plugins) and a kubelet registered with its own system:node:<name>
+# credentials. Everything lives in STATE_DIR/n except what
 # the kubelet and containerd hard-code on the host; those paths are recorded
 # in n/host-paths when this run creates them, and down-node.sh removes them.
 #
@@ -91,32 +92,6 @@ touch "$node/cgroups"
 # The bridge plugin turns on IPv4 forwarding for its gateway; put it back after.
 echo "$(cat /proc/sys/net/ipv4/ip_forward)" >"$node/ip_forward"
 ip netns list 2>/dev/null | sort >"$node/netns.before" || true
-
-# ---------------------------------------------------------------- bridge
-# A per-run name and /24 that no route on the host covers. The kubelet refuses
-# a loopback node IP, so the node IP is the bridge's own address: traffic to it
-# stays on this host.
-node_name=sd-e2e-$(printf '%04x' $((RANDOM % 65536)))
-bridge=sdbr${node_name#sd-e2e-}
-subnet=""
-for ((i = 0; i < 50; i++)); do
-  cand=10.$((200 + RANDOM % 50)).$((RANDOM % 256))
-  if [[ -z $(ip -4 route show match "$cand.1" | grep -v '^default') ]]; then
-    subnet=$cand
-    break
-  fi
-done
-[[ -n $subnet ]] || fail "no free 10.x.y.0/24 for the node bridge"
-node_ip=$subnet.1
-ip link add "$bridge" type bridge || fail "cannot create bridge $bridge"
-cat >>"$state/env" <<EOF
-export NODE_BRIDGE=$bridge
-export NODE_NAME=$node_name
-export NODE_IP=$node_ip
-export NODE_SUBNET=$subnet.0/24
-EOF
-ip addr add "$node_ip/24" dev "$bridge"
-ip link set "$bridge" up
 
 # ---------------------------------------------------------------- certs
 # The kubelet's client cert puts it under the Node authorizer and
