@@ -31,7 +31,9 @@ async fn helm_chart_on_the_node_serves_through_its_service() -> Result<()> {
     let result = async {
         let ns = &chart.ns;
         // Two replicas Ready (Chart::install), on the node, admitted under `restricted`.
-        for p in webhook_pods(&client, ns).await? {
+        let pods = webhook_pods(&client, ns).await?;
+        ensure!(pods.len() == 2, "want 2 webhook pods, got {}", pods.len());
+        for p in pods {
             ensure!(
                 p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(var("NODE_NAME").as_str()),
                 "webhook pod not on the node"
