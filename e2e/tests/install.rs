@@ -10,6 +10,7 @@
 //! Needs the node (`SD_NODE=1`) and `SD_PRODUCT_IMAGE` (the archive path).
 
 use anyhow::{ensure, Context, Result};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::ListParams;
@@ -73,6 +74,7 @@ async fn helm_chart_on_the_node_serves_through_its_service() -> Result<()> {
             other.body
         );
         namespace_policy(&client, &target).await?;
+        unready_when_cut_off(&client, &chart).await?;
         availability(&client, &chart, &target).await
     }
     .await;
@@ -115,6 +117,46 @@ async fn namespace_policy(client: &kube::Client, target: &str) -> Result<()> {
         },
     )
     .await
+}
+
+/// Readiness reflects the namespace cache, the other way round: a replica
+/// whose API server is out of reach (the chart's pod, pointed at a closed
+/// port) runs but stays unready, and says why in its log.
+async fn unready_when_cut_off(client: &kube::Client, chart: &Chart) -> Result<()> {
+    let dep: Api<Deployment> = Api::namespaced(client.clone(), &chart.ns);
+    let template = dep.get(&chart.full).await?.spec.context("no spec")?.template;
+    let mut spec = serde_json::to_value(template.spec.context("no pod spec")?)?;
+    for e in spec["containers"][0]["env"].as_array_mut().context("no env")? {
+        if e["name"] == "KUBERNETES_SERVICE_PORT" {
+            e["value"] = json!("9");
+        }
+    }
+    // Labels of its own: the webhook's Service must not select it.
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "cut-off", "labels": {"e2e.secure-defaults.io/role": "cut-off"}},
+        "spec": spec,
+    });
+    let a = create(client, &chart.ns, "pods", &pod, false).await?;
+    ensure!(a.ok(), "cut-off pod: {} {}", a.status, a.body);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &chart.ns);
+    let running = || async {
+        let p = pods.get("cut-off").await.ok()?;
+        let c = p.status?.container_statuses?.into_iter().next()?;
+        c.state?.running.map(|_| c.ready)
+    };
+    wait_for(Duration::from_secs(60), "the cut-off replica to run", running).await?;
+    // Its readiness probe runs every 5 s: three rounds, and still unready.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let ready = running().await.context("the cut-off replica stopped running")?;
+    let log = chart.kubectl(&["logs", "cut-off"]).await?;
+    pods.delete("cut-off", &Default::default()).await?;
+    ensure!(!ready, "a replica that cannot reach the API server is Ready:\n{log}");
+    ensure!(
+        log.contains("namespace watch failed"),
+        "the cut-off replica's log does not say why:\n{log}"
+    );
+    Ok(())
 }
 
 /// Pods created continuously (300 over 30 s, `failurePolicy: Fail`) while
