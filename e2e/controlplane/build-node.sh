@@ -19,6 +19,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/versions.env
 . "$here/versions.env"
+# shellcheck source=SCRIPTDIR/build-lib.sh
+. "$here/build-lib.sh"
 
 cache_root=${SD_CACHE_DIR:-$HOME/.cache/secure-defaults}/node
 node_dir=$cache_root/${K8S_VERSION}-containerd${CONTAINERD_VERSION}-runc${RUNC_VERSION}-cni${CNI_PLUGINS_VERSION}-crictl${CRI_TOOLS_VERSION}
@@ -49,10 +51,7 @@ node_ok() {
     "$d/bin/runc" features 2>/dev/null | tr -d ' \n' | grep -q '"seccomp":{"enabled":true'
 }
 
-if node_ok "$node_dir"; then
-  printf '%s\n' "$node_dir"
-  exit 0
-fi
+cache_hit "$node_dir" node_ok && exit 0
 
 for tool in go gcc pkg-config; do
   command -v "$tool" >/dev/null || { log "$tool is not on PATH"; exit 1; }
@@ -71,22 +70,6 @@ requires containerd github.com/containerd/containerd/v2 "$CONTAINERD_VERSION"
 requires runc github.com/opencontainers/runc "$RUNC_VERSION"
 requires cni github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION"
 requires cri-tools sigs.k8s.io/cri-tools "$CRI_TOOLS_VERSION"
-
-mkdir -p "$cache_root"
-# Serialise concurrent builds; the second finds the cache filled.
-exec 9>"$cache_root/.build.lock"
-flock 9
-if node_ok "$node_dir"; then
-  printf '%s\n' "$node_dir"
-  exit 0
-fi
-# Holding the lock, any .build.* dir is a leftover of a killed build.
-rm -rf "$cache_root"/.build.*/
-# Build into a temp dir and rename it into place at the end, so an interrupted
-# build never looks like a cached one.
-tmp=$(mktemp -d "$cache_root/.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/bin" "$tmp/cni"
 
 step() { # NAME CMD...: run and time one component
   local name=$1 t
@@ -141,26 +124,19 @@ b_crictl() {
 
 # Same version variables as build.sh sets for the control plane.
 b_kube() {
-  local minor=${K8S_VERSION#v1.} ldflags="" pkg
-  minor=${minor%%.*}
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  done
-  (cd "$here/k8s" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$ldflags" -o "$tmp/bin/" \
+  (cd "$here/k8s" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$(kube_ldflags "$K8S_VERSION")" -o "$tmp/bin/" \
     k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler)
 }
 
-start=$(date +%s)
-step pause b_pause
-step runc b_runc
-step cni b_cni
-step crictl b_crictl
-step containerd b_containerd
-step "kubelet + kube-scheduler" b_kube
-
-node_ok "$tmp" || { log "built binaries do not run"; exit 1; }
-rm -rf "$node_dir"
-mv -T "$tmp" "$node_dir"
-log "built in $(($(date +%s) - start)) s into $node_dir"
-printf '%s\n' "$node_dir"
+# build TMP: every component into TMP/bin and TMP/cni (the b_* use $tmp).
+build() {
+  tmp=$1
+  mkdir -p "$tmp/bin" "$tmp/cni"
+  step pause b_pause
+  step runc b_runc
+  step cni b_cni
+  step crictl b_crictl
+  step containerd b_containerd
+  step "kubelet + kube-scheduler" b_kube
+}
+cached_build "$node_dir" node_ok build

@@ -21,14 +21,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 node_bin=$("$here/build-node.sh" --print-dir)/bin
 grace=${DOWN_GRACE_SECONDS:-10}
 log() { printf 'down-node.sh: %s\n' "$*" >&2; }
-envval() { sed -n "s/^export $1=//p" "$state/env" 2>/dev/null | tail -n 1; }
-
-# Only a PID whose command line names STATE_DIR is ours (guards against reuse).
-ours() {
-  local cmdline
-  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
-  [[ $cmdline == *"$state/"* ]]
-}
+# envval, ours (a PID whose command line names STATE_DIR), naming.
+# shellcheck source=SCRIPTDIR/state-lib.sh
+. "$here/state-lib.sh"
 # stop PID: TERM (to its process group, from setsid), KILL after $grace s.
 stop() {
   local pid=$1 deadline
@@ -74,20 +69,10 @@ done
 # STATE_DIR/n; the control plane's processes name only STATE_DIR, and down.sh
 # stops them gracefully afterwards) and processes in the kubepods cgroups
 # this run created.
-# Never this script or its callers (their arguments name STATE_DIR too).
-ancestors=" "
-a=$$
-while [[ $a =~ ^[0-9]+$ && $a -gt 1 ]]; do
-  ancestors+="$a "
-  a=$(awk '{ print $4 }' "/proc/$a/stat" 2>/dev/null)
-done
+# Never this script or its callers (naming skips them).
 node_pids() {
-  local p d
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    [[ $ancestors == *" $p "* || $p == "$BASHPID" ]] && continue
-    [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") == *"$node/"* ]] && echo "$p"
-  done
+  local d
+  naming "$node/"
   [[ -f $node/cgroups ]] || return 0
   while read -r d; do
     [[ -d $d ]] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null

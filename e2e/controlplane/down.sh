@@ -26,14 +26,9 @@ while IFS='=' read -r key val; do
   esac
 done <"$state/env"
 
-# Only signal a PID that is still one of ours: its command line names STATE_DIR
-# (every component gets paths inside it). Guards against PID reuse after the
-# component died on its own. A zombie has an empty command line: not ours.
-ours() {
-  local cmdline
-  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
-  [[ $cmdline == *"$state/"* ]]
-}
+# Only signal a PID that is still one of ours (ours, in state-lib.sh).
+# shellcheck source=SCRIPTDIR/state-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/state-lib.sh"
 
 # up.sh starts each component with setsid, so PID = process group id; signal
 # the group to take any child along. Fall back to the PID alone.

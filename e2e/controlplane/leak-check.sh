@@ -20,21 +20,13 @@ leak() {
   printf 'leak-check.sh: LEAK: %s\n' "$*" >&2
   leaks=$((leaks + 1))
 }
-envval() { sed -n "s/^export $1=//p" "$state/env" 2>/dev/null | tail -n 1; }
+# shellcheck source=SCRIPTDIR/state-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/state-lib.sh"
 
 # Processes: not this script nor its callers, whose arguments name STATE_DIR.
-ancestors=" "
-a=$$
-while [[ $a =~ ^[0-9]+$ && $a -gt 1 ]]; do
-  ancestors+="$a "
-  a=$(awk '{ print $4 }' "/proc/$a/stat" 2>/dev/null)
-done
-for p in /proc/[0-9]*; do
-  p=${p#/proc/}
-  [[ $ancestors == *" $p "* || $p == "$BASHPID" ]] && continue
-  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
-  [[ $cmdline == *"$state/"* ]] && leak "process $p: $cmdline"
-done
+while read -r p; do
+  leak "process $p: $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline")"
+done < <(naming "$state/")
 
 while read -r m; do
   leak "mount $m"

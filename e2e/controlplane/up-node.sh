@@ -3,9 +3,10 @@
 # plane is ready; uses its helpers: log, fail, free_port, sign, kubeconfig,
 # start, alive, in_time, and its variables state, pki, logs, BIN_DIR).
 #
-# Starts kube-scheduler, then one node: a bridge of its own, containerd (with
-# runc and the CNI plugins) and a kubelet registered with its own
-# system:node:<name> credentials. Everything lives in STATE_DIR/n except what
+# Starts kube-scheduler, then one node on the bridge of up-bridge.sh
+# (node_name, bridge, subnet, node_ip): containerd (with runc and the CNI
+# plugins) and a kubelet registered with its own system:node:<name>
+# credentials. Everything lives in STATE_DIR/n except what
 # the kubelet and containerd hard-code on the host; those paths are recorded
 # in n/host-paths when this run creates them, and down-node.sh removes them.
 #
@@ -92,32 +93,6 @@ touch "$node/cgroups"
 echo "$(cat /proc/sys/net/ipv4/ip_forward)" >"$node/ip_forward"
 ip netns list 2>/dev/null | sort >"$node/netns.before" || true
 
-# ---------------------------------------------------------------- bridge
-# A per-run name and /24 that no route on the host covers. The kubelet refuses
-# a loopback node IP, so the node IP is the bridge's own address: traffic to it
-# stays on this host.
-node_name=sd-e2e-$(printf '%04x' $((RANDOM % 65536)))
-bridge=sdbr${node_name#sd-e2e-}
-subnet=""
-for ((i = 0; i < 50; i++)); do
-  cand=10.$((200 + RANDOM % 50)).$((RANDOM % 256))
-  if [[ -z $(ip -4 route show match "$cand.1" | grep -v '^default') ]]; then
-    subnet=$cand
-    break
-  fi
-done
-[[ -n $subnet ]] || fail "no free 10.x.y.0/24 for the node bridge"
-node_ip=$subnet.1
-ip link add "$bridge" type bridge || fail "cannot create bridge $bridge"
-cat >>"$state/env" <<EOF
-export NODE_BRIDGE=$bridge
-export NODE_NAME=$node_name
-export NODE_IP=$node_ip
-export NODE_SUBNET=$subnet.0/24
-EOF
-ip addr add "$node_ip/24" dev "$bridge"
-ip link set "$bridge" up
-
 # ---------------------------------------------------------------- certs
 # The kubelet's client cert puts it under the Node authorizer and
 # NodeRestriction; its serving cert is signed by the cluster CA, which the
@@ -131,78 +106,10 @@ chmod 600 "$pki"/*.key
 kubeconfig "$node/kubelet.kubeconfig" kubelet
 
 # ---------------------------------------------------------------- containerd
+# shellcheck source=SCRIPTDIR/containerd.sh
+. "$here/containerd.sh"
+containerd_config "$node" "$node_bin" "$NODE_DIR/cni" "$NODE_PAUSE_IMAGE"
 sock=$node/run/containerd.sock
-cat >"$node/etc/containerd.toml" <<EOF
-# containerd 2.4, config schema 4. Everything under STATE_DIR/n; the host's
-# /etc/containerd is never read.
-version = 4
-root = "$node/containerd/root"
-state = "$node/containerd/state"
-temp = "$node/containerd/tmp"
-imports = []
-disabled_plugins = [
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.blockfile",
-  "io.containerd.snapshotter.v1.erofs",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-
-[plugins]
-  [plugins.'io.containerd.server.v1.grpc']
-    address = "$sock"
-  [plugins.'io.containerd.server.v1.ttrpc']
-    address = "$sock.ttrpc"
-  [plugins.'io.containerd.server.v1.debug']
-    address = ""
-  [plugins.'io.containerd.server.v1.metrics']
-    address = ""
-  [plugins.'io.containerd.shim.v1.manager']
-    socket_dir = "$node/run/s"
-  [plugins.'io.containerd.internal.v1.opt']
-    path = "$node/containerd/opt"
-  [plugins.'io.containerd.nri.v1.nri']
-    disable = true
-    socket_path = "$node/run/nri.sock"
-
-  [plugins.'io.containerd.cri.v1.images']
-    snapshotter = "overlayfs"
-    [plugins.'io.containerd.cri.v1.images'.pinned_images]
-      sandbox = "$NODE_PAUSE_IMAGE"
-    # _default/hosts.toml sends any pull, of any registry, to a closed port
-    # on loopback: the node never reaches out, even by mistake.
-    [plugins.'io.containerd.cri.v1.images'.registry]
-      config_path = "$node/etc/certs.d"
-
-  [plugins.'io.containerd.cri.v1.runtime']
-    enable_selinux = false
-    # Without CAP_SYS_RESOURCE (some VMs) runc init cannot lower
-    # oom_score_adj: clamp it to containerd's own instead of failing.
-    restrict_oom_score_adj = true
-    netns_mounts_under_state_dir = true
-    cdi_spec_dirs = []
-    [plugins.'io.containerd.cri.v1.runtime'.containerd]
-      default_runtime_name = "runc"
-      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-        runtime_type = "io.containerd.runc.v2"
-        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-          BinaryName = "$node_bin/runc"
-          Root = "$node/runc"
-          SystemdCgroup = false
-    [plugins.'io.containerd.cri.v1.runtime'.cni]
-      bin_dirs = ["$NODE_DIR/cni"]
-      conf_dir = "$node/cni/net.d"
-      max_conf_num = 1
-
-  [plugins.'io.containerd.grpc.v1.cri']
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-EOF
-cat >"$node/etc/certs.d/_default/hosts.toml" <<'EOF'
-server = "http://127.0.0.1:9"
-EOF
 # routes: only the pods' own /24, no default route; ipMasq off: no NAT.
 cat >"$node/cni/net.d/10-e2e.conflist" <<EOF
 {
@@ -233,12 +140,9 @@ start containerd "$node_bin/containerd" --config "$node/etc/containerd.toml"
 containerd_pid=$last_pid
 pids+=("$containerd_pid")
 echo "export CONTAINERD_PID=$containerd_pid" >>"$state/env"
+containerd_wait "$node_bin/ctr" "$sock" "$containerd_pid" $((deadline - $(date +%s))) ||
+  fail "containerd exited or did not answer on $sock"
 ctr=("$node_bin/ctr" -a "$sock" -n k8s.io)
-until "${ctr[@]}" version >/dev/null 2>&1; do
-  alive "$containerd_pid" containerd
-  in_time containerd
-  sleep 0.1
-done
 
 # The images: pause (sandbox) and busybox (tests), from local archives.
 python3 "$here/mkimage.py" pause "$node/images/pause.tar" "$NODE_PAUSE_IMAGE" "$node_bin/pause" ||

@@ -118,8 +118,25 @@ apiserver_port=$(free_port); used_ports+="$apiserver_port "
 kcm_port=$(free_port)
 
 etcd_url=http://127.0.0.1:$etcd_port
-apiserver_url=https://127.0.0.1:$apiserver_port
 kcm_url=https://127.0.0.1:$kcm_port
+
+cat >"$state/env" <<EOF
+# Written by up.sh (still starting up until kubeconfig exists).
+export CONTROLPLANE_STATE_DIR=$(printf '%q' "$state")
+EOF
+
+# The API server listens on loopback; with the node, on the node bridge's own
+# address instead (up-bridge.sh), which pods on the bridge reach and which is
+# as local to this host as loopback.
+apiserver_ip=127.0.0.1
+apiserver_san=""
+if [[ ${SD_NODE:-0} == 1 ]]; then
+  # shellcheck source=SCRIPTDIR/up-bridge.sh
+  . "$here/up-bridge.sh"
+  apiserver_ip=$node_ip
+  apiserver_san=",IP:$node_ip"
+fi
+apiserver_url=https://$apiserver_ip:$apiserver_port
 
 # ---------------------------------------------------------------- PKI
 # ECDSA P-256 everywhere: fast to generate, accepted by Go, rustls and OpenSSL.
@@ -149,7 +166,7 @@ extendedKeyUsage=clientAuth'
 sign apiserver "/CN=kube-apiserver" 'basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1'
+subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1'"$apiserver_san"
 # Serving cert for the controller manager (else it self-signs one), so its
 # /healthz can be checked with a verifying client.
 sign kcm-serving "/CN=kube-controller-manager" 'basicConstraints=CA:FALSE
@@ -200,12 +217,6 @@ start() {
   last_pid=$!
 }
 
-cat >"$state/env" <<EOF
-# Written by up.sh (still starting up until kubeconfig exists).
-export CONTROLPLANE_STATE_DIR=$(printf '%q' "$state")
-EOF
-
-
 # --unsafe-no-fsync: throwaway test data; fsync dominates etcd latency on
 # slow CI disks (kubernetes' own integration tests run etcd the same way).
 start etcd "$BIN_DIR/etcd" \
@@ -233,9 +244,10 @@ until (exec 3<>"/dev/tcp/127.0.0.1/$etcd_port") 2>/dev/null; do
   sleep 0.1
 done
 
-# --advertise-address 127.0.0.1 + --endpoint-reconciler-type=none: the
-# apiserver would otherwise publish its address in the default/kubernetes
-# Endpoints, and validation rejects loopback addresses there (error loop).
+# --endpoint-reconciler-type=none: the apiserver would otherwise publish its
+# address in the default/kubernetes Endpoints, and validation rejects
+# loopback addresses there (error loop); with the node, nothing routes the
+# Service's ClusterIP anyway (pods are given the address itself).
 # --allow-privileged: like real clusters (kubeadm), so tests can submit
 # privileged pods and see what Pod Security and the webhook do with them.
 # PodSecurity, MutatingAdmissionWebhook and ValidatingAdmissionWebhook are in
@@ -246,8 +258,8 @@ done
 # server.go: buildServiceResolver).
 # shellcheck disable=SC2086 # APISERVER_EXTRA_ARGS is word-split on purpose
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
-  --bind-address=127.0.0.1 \
-  --advertise-address=127.0.0.1 \
+  --bind-address="$apiserver_ip" \
+  --advertise-address="$apiserver_ip" \
   --secure-port="$apiserver_port" \
   --etcd-servers="$etcd_url" \
   --tls-cert-file="$pki/apiserver.crt" \

@@ -68,7 +68,6 @@ state=$(mktemp -d /tmp/sd-img.XXXXXX)
 # containerd may create /run/containerd whatever its config says: remove it
 # afterwards only if it was not there before.
 [[ -e /run/containerd ]] && had_run_containerd=true || had_run_containerd=false
-sock=$state/c.sock
 cd_pid=
 cleanup() {
   set +e
@@ -93,61 +92,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$state/config.toml" <<EOF
-version = 4
-root = "$state/root"
-state = "$state/state"
-temp = "$state/tmp"
-imports = []
-disabled_plugins = [
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.blockfile",
-  "io.containerd.snapshotter.v1.erofs",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-[plugins]
-  [plugins.'io.containerd.server.v1.grpc']
-    address = "$sock"
-  [plugins.'io.containerd.server.v1.ttrpc']
-    address = "$sock.ttrpc"
-  [plugins.'io.containerd.server.v1.debug']
-    address = ""
-  [plugins.'io.containerd.server.v1.metrics']
-    address = ""
-  [plugins.'io.containerd.shim.v1.manager']
-    socket_dir = "$state/s"
-  [plugins.'io.containerd.internal.v1.opt']
-    path = "$state/opt"
-  [plugins.'io.containerd.nri.v1.nri']
-    disable = true
-    socket_path = "$state/nri.sock"
-  # The CRI plugin, only so that crictl can show what a kubelet would see; no
-  # CNI config, no pulls (registry config of its own, empty).
-  [plugins.'io.containerd.cri.v1.images'.registry]
-    config_path = "$state/certs.d"
-  [plugins.'io.containerd.cri.v1.runtime']
-    restrict_oom_score_adj = true
-    netns_mounts_under_state_dir = true
-    cdi_spec_dirs = []
-    [plugins.'io.containerd.cri.v1.runtime'.cni]
-      bin_dirs = ["$state/cni"]
-      conf_dir = "$state/net.d"
-  [plugins.'io.containerd.grpc.v1.cri']
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-EOF
-PATH=$bin:$PATH "$bin/containerd" --config "$state/config.toml" >"$state/containerd.log" 2>&1 &
-cd_pid=$!
+# shellcheck source=SCRIPTDIR/../controlplane/containerd.sh
+. "$here/../controlplane/containerd.sh"
+# The CRI plugin is there only so that crictl can show what a kubelet would
+# see: no CNI config, no pulls.
+containerd_config "$state" "$bin" "$state/cni"
+sock=$state/run/containerd.sock
 ctr=("$bin/ctr" -a "$sock" -n k8s.io)
-for _ in $(seq 100); do
-  "${ctr[@]}" version >/dev/null 2>&1 && break
-  kill -0 "$cd_pid" 2>/dev/null || { tail -n 20 "$state/containerd.log" >&2; fail "containerd exited"; }
-  sleep 0.1
-done
-"${ctr[@]}" version >/dev/null || fail "containerd did not answer in 10 s"
+PATH=$bin:$PATH "$bin/containerd" --config "$state/etc/containerd.toml" >"$state/containerd.log" 2>&1 &
+cd_pid=$!
+containerd_wait "$bin/ctr" "$sock" "$cd_pid" 10 || {
+  tail -n 20 "$state/containerd.log" >&2
+  fail "containerd exited or did not answer in 10 s"
+}
 
 # listed IMAGE: ctr lists the image (a few tries: the CRI plugin handles the
 # import's events at the same time).

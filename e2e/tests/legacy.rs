@@ -1,18 +1,22 @@
 //! Legacy workloads on the real node: each real-server image of
 //! `e2e/images`, deployed from a manifest with no securityContext at all into
 //! a namespace enforcing `restricted`. Without the webhook Pod Security
-//! rejects it; with it the pod is admitted, and the node shows whether it
-//! starts and serves (a readiness probe that talks to the server). The
-//! expectations and their explanations are `testdata/legacy-images.yaml`; the
-//! outcome is written to `e2e/results/legacy-workloads.md`, and the README's
+//! rejects it; with the webhook installed as users install it (the Helm
+//! chart on the node, called through its Service) the pod is admitted, and
+//! the node shows whether it starts and serves (a readiness probe that
+//! talks to the server). The expectations and their explanations are
+//! `testdata/legacy-images.yaml`; the outcome is written to `e2e/results/legacy-workloads.md`, and the README's
 //! table must match it (`SD_UPDATE_README=1` rewrites it).
-//! Needs the node (`SD_NODE=1`) and the image archives (`e2e/images/build.sh`).
+//! Needs the node (`SD_NODE=1`), the image archives (`e2e/images/build.sh`)
+//! and the product image (`SD_PRODUCT_IMAGE`, `make oci-image`).
 
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::LogParams;
 use kube::Api;
+use secure_defaults_e2e::node::{self, toleration, var, wait_hardening, Chart};
 use secure_defaults_e2e::*;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -20,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SCENARIO: &str = "legacy";
+/// The namespaces of the table's workloads: only the installed webhook selects them.
+const INSTALLED: &str = "legacy-installed";
 const README_BEGIN: &str = "<!-- legacy-workloads:begin (written by e2e/tests/legacy.rs) -->";
 const README_END: &str = "<!-- legacy-workloads:end -->";
 
@@ -68,37 +74,32 @@ fn catalog() -> Result<BTreeMap<String, Image>> {
     Ok(serde_json::from_value(v["images"].clone())?)
 }
 
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: these tests need the node of `SD_NODE=1 e2e/controlplane/up.sh`")
-    })
-}
-
-/// Load archives into the node's containerd (pods use `imagePullPolicy: Never`).
-async fn import(images: &[&Image]) -> Result<()> {
-    for img in images {
-        let mut c = tokio::process::Command::new(var("CTR"));
-        c.args(["-a", &var("CONTAINERD_ADDRESS"), "-n", "k8s.io", "images", "import"])
-            .arg(&img.archive)
-            .kill_on_drop(true);
-        let out = tokio::time::timeout(Duration::from_secs(120), c.output())
-            .await
-            .with_context(|| format!("ctr images import {} timed out", img.archive.display()))??;
-        ensure!(
-            out.status.success(),
-            "ctr images import {}: {}",
-            img.archive.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+/// A table of `testdata/FILE` (image name → expectation) and its images
+/// from the catalog, imported into the node.
+async fn table<'c, T: DeserializeOwned>(
+    catalog: &'c BTreeMap<String, Image>,
+    file: &str,
+) -> Result<(BTreeMap<String, T>, Vec<&'c Image>)> {
+    let path = Env::get().repo.join("e2e/testdata").join(file);
+    let entries: BTreeMap<String, T> = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+    let images: Vec<&Image> = entries
+        .keys()
+        .map(|n| catalog.get(n).with_context(|| format!("no image {n} in the catalog")))
+        .collect::<Result<_>>()?;
+    for img in &images {
+        node::import(&img.archive).await?;
     }
-    Ok(())
+    Ok((entries, images))
 }
 
-fn toleration() -> Value {
-    let taint = var("NODE_TAINT");
-    let (key, rest) = taint.split_once('=').expect("key=value:effect");
-    let (value, effect) = rest.split_once(':').expect("key=value:effect");
-    json!({"key": key, "operator": "Equal", "value": value, "effect": effect})
+/// How an outcome differs from what its table says (`None`: as expected).
+fn mismatch(name: &str, o: &Outcome, ready: bool, shows: Option<&str>) -> Option<String> {
+    (o.ready != ready || shows.is_some_and(|s| !o.shows.contains(s))).then(|| {
+        format!(
+            "{name}: ready {} (want {ready}), shows {:?} (want {shows:?})",
+            o.ready, o.shows
+        )
+    })
 }
 
 /// The container as a legacy chart writes it: image, env, a readiness probe
@@ -229,21 +230,22 @@ fn strip_timestamp(line: &str) -> &str {
 }
 
 /// The README's table, produced from what the node showed.
-fn table(rows: &[(String, bool, Outcome, &Expect)]) -> String {
+/// Every row was rejected without the webhook and admitted with it (the
+/// test asserts both before the pod runs).
+fn table_md(rows: &[(String, Outcome, &Expect)]) -> String {
     let yes = |b: bool| if b { "yes" } else { "**no**" };
     let mut t = String::from(
         "| image | without the webhook | with it | starts | serves | what the node shows | why, and what to do |\n\
          |---|---|---|---|---|---|---|\n",
     );
-    for (name, admitted, o, e) in rows {
+    for (name, o, e) in rows {
         let shows = if o.shows.is_empty() {
             "Ready".to_string()
         } else {
             format!("`{}`", o.shows.replace('|', "\\|").replace('`', "'"))
         };
         t.push_str(&format!(
-            "| {name} | rejected | {} | {} | {} | {shows} | {} |\n",
-            if *admitted { "admitted" } else { "**rejected**" },
+            "| {name} | rejected | admitted | {} | {} | {shows} | {} |\n",
             yes(o.started),
             yes(o.ready),
             e.why.replace('|', "\\|"),
@@ -278,30 +280,19 @@ fn publish(table: &str) -> Result<()> {
     Ok(())
 }
 
-/// Each server image: rejected without the webhook, admitted with it, and
-/// then as `testdata/legacy-images.yaml` says.
+/// Each server image: rejected without the webhook, admitted with the
+/// installed one, and then as `testdata/legacy-images.yaml` says.
 #[tokio::test]
 async fn legacy_images_under_restricted() -> Result<()> {
     let client = client().await;
     let catalog = catalog()?;
-    let expect: BTreeMap<String, Expect> = serde_yaml::from_str(&std::fs::read_to_string(
-        Env::get().repo.join("e2e/testdata/legacy-images.yaml"),
-    )?)?;
-    let images: Vec<&Image> = expect
-        .keys()
-        .map(|n| catalog.get(n).with_context(|| format!("no image {n} in the catalog")))
-        .collect::<Result<_>>()?;
-    import(&images).await?;
-
+    let (expect, images) = table::<Expect>(&catalog, "legacy-images.yaml").await?;
     let control = namespace(&client, "legacy-control", "restricted").await?;
-    let ns = namespace(&client, SCENARIO, "restricted").await?;
-    let hook = Webhook::start(&config("enforce")).await?;
-    let mwc_name = unique("sd-legacy");
-    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
-    register(&client, &mwc, &ns, true).await?;
+    let ns = namespace(&client, INSTALLED, "restricted").await?;
+    let chart = Chart::install(&client, INSTALLED, json!({})).await?;
 
     let result = async {
-        let mut admitted = BTreeMap::new();
+        wait_hardening(&client, &ns).await?;
         for (name, img) in expect.keys().zip(&images) {
             let p = pod(name, container(img), json!({}));
             let a = create(&client, &control, "pods", &p, false).await?;
@@ -312,30 +303,17 @@ async fn legacy_images_under_restricted() -> Result<()> {
                 a.body
             );
             let a = create(&client, &ns, "pods", &p, false).await?;
-            ensure!(
-                a.ok(),
-                "{name} with the webhook: {} {}\nwebhook log:\n{}",
-                a.status,
-                a.body,
-                hook.log()
-            );
-            admitted.insert(name.clone(), a.ok());
+            ensure!(a.ok(), "{name} with the webhook: {} {}", a.status, a.body);
         }
         // The pods run side by side; waiting on them in turn costs no more.
         let mut rows = Vec::new();
         let mut wrong = Vec::new();
         for (name, e) in &expect {
             let o = outcome(&client, &ns, name).await?;
-            let as_expected = o.ready == e.serves && e.shows.as_deref().is_none_or(|s| o.shows.contains(s));
-            if !as_expected {
-                wrong.push(format!(
-                    "{name}: ready {} (want {}), shows {:?} (want {:?})",
-                    o.ready, e.serves, o.shows, e.shows
-                ));
-            }
-            rows.push((name.clone(), admitted[name], o, e));
+            wrong.extend(mismatch(name, &o, e.serves, e.shows.as_deref()));
+            rows.push((name.clone(), o, e));
         }
-        let t = table(&rows);
+        let t = table_md(&rows);
         ensure!(
             wrong.is_empty(),
             "not as testdata/legacy-images.yaml says:\n{}\n{t}",
@@ -344,10 +322,37 @@ async fn legacy_images_under_restricted() -> Result<()> {
         publish(&t)
     }
     .await;
-    let result = result.with_context(logs_tail);
-    unregister(&client, &mwc_name).await?;
-    drop(hook);
-    result
+    let why = match &result {
+        Err(_) => chart.diagnostics().await + &logs_tail(),
+        Ok(()) => String::new(),
+    };
+    let uninstall = chart.uninstall().await;
+    result.with_context(|| why)?;
+    uninstall
+}
+
+/// `secure-defaults serve` on loopback with this configuration, registered
+/// for this file's namespaces (`SCENARIO`) until [`Local::stop`].
+struct Local {
+    hook: Webhook,
+    registration: String,
+}
+
+impl Local {
+    /// Start it and wait until the API server calls it for pods of `ns`.
+    async fn start(client: &kube::Client, cfg: &str, ns: &str) -> Result<Local> {
+        let hook = Webhook::start(cfg).await?;
+        let registration = unique("sd-legacy");
+        let mwc = webhook_configuration(&registration, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+        register(client, &mwc, ns, true).await?;
+        Ok(Local { hook, registration })
+    }
+
+    async fn stop(self, client: &kube::Client) -> Result<()> {
+        unregister(client, &self.registration).await?;
+        drop(self.hook);
+        Ok(())
+    }
 }
 
 /// The last lines of the node's logs, for a failure message.
@@ -379,19 +384,9 @@ struct Pattern {
 async fn identity_patterns_with_the_default_baseline() -> Result<()> {
     let client = client().await;
     let catalog = catalog()?;
-    let patterns: BTreeMap<String, Pattern> = serde_yaml::from_str(&std::fs::read_to_string(
-        Env::get().repo.join("e2e/testdata/identity-patterns.yaml"),
-    )?)?;
-    let images: Vec<&Image> = patterns
-        .keys()
-        .map(|n| catalog.get(n).with_context(|| format!("no image {n} in the catalog")))
-        .collect::<Result<_>>()?;
-    import(&images).await?;
+    let (patterns, images) = table::<Pattern>(&catalog, "identity-patterns.yaml").await?;
     let ns = namespace(&client, SCENARIO, "restricted").await?;
-    let hook = Webhook::start(&config("enforce")).await?;
-    let mwc_name = unique("sd-legacy-id");
-    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
-    register(&client, &mwc, &ns, true).await?;
+    let local = Local::start(&client, &config("enforce"), &ns).await?;
     let result = async {
         for ((name, p), img) in patterns.iter().zip(&images) {
             let a = create(
@@ -408,12 +403,7 @@ async fn identity_patterns_with_the_default_baseline() -> Result<()> {
         for (name, p) in &patterns {
             let o = outcome(&client, &ns, name).await?;
             println!("{name}: ready {}, shows {:?}", o.ready, o.shows);
-            if o.ready != p.works || p.shows.as_deref().is_some_and(|s| !o.shows.contains(s)) {
-                wrong.push(format!(
-                    "{name}: ready {} (want {}), shows {:?} (want {:?})",
-                    o.ready, p.works, o.shows, p.shows
-                ));
-            }
+            wrong.extend(mismatch(name, &o, p.works, p.shows.as_deref()));
         }
         ensure!(
             wrong.is_empty(),
@@ -424,8 +414,7 @@ async fn identity_patterns_with_the_default_baseline() -> Result<()> {
     }
     .await;
     let result = result.with_context(logs_tail);
-    unregister(&client, &mwc_name).await?;
-    drop(hook);
+    local.stop(&client).await?;
     result
 }
 
@@ -443,7 +432,7 @@ async fn statefulset_keeps_its_volume_data() -> Result<()> {
     let client = client().await;
     let catalog = catalog()?;
     let img = catalog.get("nonroot-owner").context("no nonroot-owner image")?;
-    import(&[img]).await?;
+    node::import(&img.archive).await?;
     let mut report = String::from(
         "StatefulSet, `runAsUser: 10001` only, local PersistentVolume holding 10001:10001 data (dir 0755, file 0644):\n\n",
     );
@@ -470,10 +459,7 @@ async fn statefulset_keeps_its_volume_data() -> Result<()> {
 /// `stat` show inside the pod, before and after the pod is replaced.
 async fn statefulset_case(client: &kube::Client, img: &Image, cfg: &str) -> Result<String> {
     let ns = namespace(client, SCENARIO, "restricted").await?;
-    let hook = Webhook::start(cfg).await?;
-    let mwc_name = unique("sd-legacy-sts");
-    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
-    register(client, &mwc, &ns, true).await?;
+    let local = Local::start(client, cfg, &ns).await?;
     let result = async {
         // The volume as an earlier release left it: the pinned uid's data.
         let class = unique("sd-local");
@@ -556,15 +542,13 @@ async fn statefulset_case(client: &kube::Client, img: &Image, cfg: &str) -> Resu
         Ok::<_, anyhow::Error>(seen)
     }
     .await;
-    unregister(client, &mwc_name).await?;
-    drop(hook);
+    local.stop(client).await?;
     result
 }
 
 /// `kubectl exec` in container `app`, bounded; stdout.
 async fn exec(ns: &str, pod: &str, cmd: &[&str]) -> Result<String> {
-    let kubectl = Path::new(&var("BIN_DIR")).join("kubectl");
-    let mut c = tokio::process::Command::new(kubectl);
+    let mut c = tokio::process::Command::new(node::kubectl());
     c.arg("--kubeconfig")
         .arg(Env::get().kubeconfig)
         .args(["--request-timeout=30s", "-n", ns, "exec", pod, "-c", "app", "--"])
@@ -590,10 +574,7 @@ async fn exec(ns: &str, pod: &str, cmd: &[&str]) -> Result<String> {
 async fn scan_of_running_workloads() -> Result<()> {
     let client = client().await;
     let ns = namespace(&client, SCENARIO, "restricted").await?;
-    let hook = Webhook::start(&config("enforce")).await?;
-    let mwc_name = unique("sd-legacy-scan");
-    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
-    register(&client, &mwc, &ns, true).await?;
+    let local = Local::start(&client, &config("enforce"), &ns).await?;
     let result = async {
         let c = json!({"name": "app", "image": var("NODE_TEST_IMAGE"), "imagePullPolicy": "Never", "command": ["sleep", "3600"]});
         let bare = pod("bare", c.clone(), json!({}));
@@ -669,7 +650,6 @@ async fn scan_of_running_workloads() -> Result<()> {
     }
     .await;
     let result = result.with_context(logs_tail);
-    unregister(&client, &mwc_name).await?;
-    drop(hook);
+    local.stop(&client).await?;
     result
 }
