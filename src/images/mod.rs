@@ -1,0 +1,5 @@
+//! placeholder
+pub mod cache;
+pub mod credentials;
+pub mod guard;
+pub mod vet;
