@@ -300,7 +300,7 @@ proptest! {
 
     #[test]
     fn engine_invariants(pod in pod(), baseline in baseline()) {
-        let policy = Policy { baseline: &baseline, allow_opt_out: true };
+        let policy = Policy { baseline: &baseline, allow_opt_out: true, images: &engine::ImageFacts::default() };
         let h = harden_object(&pod, policy).unwrap().expect("a Pod has a pod spec");
 
         // Add-only, onto members absent from the pod as the API server

@@ -734,6 +734,7 @@ fn harden(req: &Request, change: PodChange, config: &Config) -> Result<Option<Ha
     let policy = Policy {
         baseline: &config.baseline,
         allow_opt_out: config.allow_pod_opt_out,
+        images: &crate::engine::ImageFacts::default(),
     };
     let hardening = engine::harden(&object.metadata, &spec, &scope, policy).map_err(|e| Problem {
         kind: problem::ENGINE,

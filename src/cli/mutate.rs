@@ -71,6 +71,7 @@ fn run_here(args: &MutateArgs) -> Result<()> {
     let policy = Policy {
         baseline: &config.baseline,
         allow_opt_out: config.allow_pod_opt_out,
+        images: &crate::engine::ImageFacts::default(),
     };
     let mut renderer = Renderer::new(args.output);
     let mut notes = Vec::new();

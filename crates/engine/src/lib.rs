@@ -11,6 +11,7 @@
 //! - `input.rs`: reading a pod spec with only the fields the above look at.
 //! - `manifest.rs`: Kubernetes objects that carry a pod spec, and the patch
 //!   with paths for the whole object.
+//! - `images.rs`: who each image runs as, for `identity: auto`.
 //! - `decode.rs`: a manifest's pod template as the API server stores it.
 
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod baseline;
 mod cautions;
 mod containers;
 pub mod decode;
+pub mod images;
 mod input;
 pub mod manifest;
 mod patch;
@@ -29,6 +31,7 @@ mod rules;
 
 pub use annotations::OptOut;
 pub use baseline::Baseline;
+pub use images::{ImageFacts, ImageLookup, ImageUser};
 pub use input::{read_spec, SpecInput};
 pub use report::{
     Added, Caution, Check, ContainerKind, Field, Guard, Identity, IdentityChoice, IdentityReason, Kept, Report, Target,
@@ -68,6 +71,9 @@ pub struct Policy<'a> {
     pub baseline: &'a Baseline,
     /// Honour the pod's `secure-defaults.io/skip` and `skip-fields` annotations.
     pub allow_opt_out: bool,
+    /// The containers' images, looked up for `identity: auto`; empty when
+    /// nothing was looked up (every other mode ignores them).
+    pub images: &'a ImageFacts,
 }
 
 /// The engine's answer for one pod spec.

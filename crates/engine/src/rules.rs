@@ -584,7 +584,7 @@ fn enabled(b: &Baseline, field: Field) -> bool {
         Field::DropCapabilities => b.drop_all_capabilities,
         Field::ReadOnlyRootFilesystem => b.read_only_root_filesystem,
         Field::AppArmorProfile => b.app_armor_profile.is_some(),
-        Field::HostUsers => b.identity == IdentityMode::Userns,
+        Field::HostUsers => b.identity != IdentityMode::Uid,
     }
 }
 

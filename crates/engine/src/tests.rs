@@ -11,6 +11,7 @@ fn harden_yaml(pod: &str, baseline: &Baseline, scope: Scope, allow_opt_out: bool
     let policy = Policy {
         baseline,
         allow_opt_out,
+        images: &crate::ImageFacts::default(),
     };
     let full = harden(&pod.metadata, pod.spec.as_ref().expect("spec"), &scope, policy).expect("engine");
     // The server reads only the fields the engine looks at: same answer.
