@@ -37,7 +37,8 @@ pub mod credentials;
 pub mod guard;
 pub mod vet;
 
-use crate::config::image_lookup::{ImageLookup, Span};
+use crate::config::image_lookup::{ImageLookup as Settings, Span};
+use crate::engine::{ImageFacts, ImageLookup, ImageUser};
 use cache::{Cache, Entry};
 use client::RegistryClient;
 use credentials::{Auth, Credentials};
@@ -108,7 +109,7 @@ pub struct Resolver {
 }
 
 struct Inner {
-    settings: ImageLookup,
+    settings: Settings,
     guard: Guard,
     runtime: tokio::runtime::Handle,
     clients: Mutex<HashMap<(String, Option<u64>), Arc<RegistryClient>>>,
@@ -132,12 +133,12 @@ impl Drop for Resolver {
 }
 
 impl Resolver {
-    pub fn new(settings: ImageLookup) -> std::io::Result<Resolver> {
+    pub fn new(settings: Settings) -> std::io::Result<Resolver> {
         Resolver::with_roots(settings, Vec::new())
     }
 
     /// [`Resolver::new`], also trusting these PEM certificates.
-    pub fn with_roots(settings: ImageLookup, extra_roots: Vec<Vec<u8>>) -> std::io::Result<Resolver> {
+    pub fn with_roots(settings: Settings, extra_roots: Vec<Vec<u8>>) -> std::io::Result<Resolver> {
         // oci-client's reqwest brings no crypto provider (no aws-lc-rs): it
         // takes the process default, ring, as the rest of the binary does.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -178,7 +179,7 @@ impl Resolver {
         })
     }
 
-    pub fn settings(&self) -> &ImageLookup {
+    pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
 
@@ -315,4 +316,25 @@ impl Inner {
         clients.insert(key, client.clone());
         Ok(client)
     }
+}
+
+/// The engine's facts from the lookups; a failure reads `registry: why`.
+pub fn facts(looked: Vec<Looked>) -> ImageFacts {
+    looked
+        .into_iter()
+        .map(|l| {
+            let lookup = match l.answer {
+                Ok(user) => ImageLookup::Found(ImageUser::parse(&user)),
+                Err(failure) => {
+                    let registry = l
+                        .image
+                        .parse::<Reference>()
+                        .map(|r| r.registry().to_string())
+                        .unwrap_or_else(|_| l.image.clone());
+                    ImageLookup::Failed(format!("{registry}: {}", failure.message))
+                }
+            };
+            (l.image, lookup)
+        })
+        .collect()
 }

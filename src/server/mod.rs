@@ -21,12 +21,15 @@
 pub mod body_memory;
 pub mod dev_cert;
 pub mod duration;
+pub mod images;
 pub mod metrics;
 pub mod tls;
 
 use crate::admission::{self, redact, BodyError, Outcome, Parsed, Reviewed};
 use crate::cluster::namespaces::NamespaceCache;
 use crate::config::Config;
+use crate::engine::ImageFacts;
+use images::ImageService;
 use actix_http::error::DispatchError;
 use actix_http::{ConnectionType, HttpService, KeepAlive, Request, StatusCode};
 use actix_rt::net::TcpStream;
@@ -88,6 +91,8 @@ pub struct Settings {
     pub client_ca: Option<PathBuf>,
     /// What answers a review: [`harden`].
     pub reviewer: Reviewer,
+    /// `identity: auto`: the image lookup run before each review.
+    pub images: Option<Arc<ImageService>>,
 }
 
 impl Settings {
@@ -110,6 +115,7 @@ impl Settings {
             namespaces: None,
             client_ca: None,
             reviewer: harden,
+            images: None,
         }
     }
 }
@@ -117,17 +123,19 @@ impl Settings {
 /// How the server answers a body read within its limits: [`harden`] in the
 /// webhook. The benchmarks' no-op endpoint (`examples/noop_webhook.rs`)
 /// passes its own, to load the same HTTP and TLS stack without the engine.
-pub type Reviewer = fn(&[u8], &AppState) -> Result<Reviewed, BodyError>;
+/// `images` are the lookups of `identity: auto` ([`images`]), empty when
+/// nothing was looked up.
+pub type Reviewer = fn(&[u8], &AppState, &ImageFacts) -> Result<Reviewed, BodyError>;
 
 /// The webhook: parse the review and answer it with the admission layer,
 /// under the namespace's policy when there is one.
-pub fn harden(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
+pub fn harden(body: &[u8], state: &AppState, images: &ImageFacts) -> Result<Reviewed, BodyError> {
     Ok(match admission::parse(body)? {
         Parsed::Request(req) => match &state.namespaces {
-            None => admission::review(&req, &state.config),
+            None => admission::review_with(&req, &state.config, images),
             Some(cache) => {
                 let ns = req.namespace.as_deref().and_then(|name| cache.get(name));
-                admission::namespace::review(&req, &state.config, ns.as_ref())
+                admission::namespace::review_with(&req, &state.config, ns.as_ref(), images)
             }
         },
         Parsed::Unreadable(request) => admission::unreadable(&request, &state.config),
@@ -158,6 +166,8 @@ pub struct AppState {
     /// Per-namespace policy; `None` when off.
     pub namespaces: Option<NamespaceCache>,
     pub reviewer: Reviewer,
+    /// `identity: auto`: the image lookup; `None` when no pod can be `auto`.
+    pub images: Option<Arc<ImageService>>,
 }
 
 impl AppState {
@@ -172,6 +182,7 @@ impl AppState {
             max_body: MAX_BODY,
             namespaces: None,
             reviewer: harden,
+            images: None,
         }
     }
 
@@ -255,7 +266,7 @@ async fn mutate(req: HttpRequest, mut payload: web::Payload, state: web::Data<Ap
     let deadline = api_server_timeout(req.query_string());
     let mut response = match read_body(&req, &mut payload, &state, deadline).await {
         // The reservation, if any, is given back with the body, after the review.
-        Ok((body, _reservation)) => match (state.reviewer)(&body, &state) {
+        Ok((body, _reservation)) => match review(&body, &state, deadline, started).await {
             Ok(reviewed) => answer(reviewed, &state, started, deadline),
             Err(e) => refuse(&state, started, body_error(e), payload),
         },
@@ -267,6 +278,19 @@ async fn mutate(req: HttpRequest, mut payload: web::Payload, state: web::Data<Ap
         response.head_mut().set_connection_type(ConnectionType::Close);
     }
     response
+}
+
+/// The image lookup when there is one (bounded by its budget), then the reviewer.
+async fn review(body: &[u8], state: &AppState, deadline: Option<Duration>, started: Instant) -> Result<Reviewed, BodyError> {
+    let facts = match &state.images {
+        None => ImageFacts::default(),
+        Some(images) => {
+            images
+                .facts(body, &state.config, state.namespaces.as_ref(), deadline, started, &state.metrics)
+                .await
+        }
+    };
+    (state.reviewer)(body, state, &facts)
 }
 
 fn body_error(e: BodyError) -> Refusal {
@@ -540,6 +564,7 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
     let mut state = AppState {
         namespaces: settings.namespaces.clone(),
         reviewer: settings.reviewer,
+        images: settings.images.clone(),
         ..AppState::new(settings.config.clone(), settings.body_timeout)
     };
     state.body_memory = BodyMemory::new(settings.body_memory, state.metrics.large_body_bytes.clone());
