@@ -2,7 +2,7 @@
 //! the image's `config.User` from the manifest and config it fetches.
 
 use super::credentials::Auth;
-use super::guard::{Guard, Route, Stop};
+use super::guard::{Proxy, Route, Stop};
 use super::{Failure, FailureKind};
 use crate::config::image_lookup::ImageLookup;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -23,14 +23,15 @@ pub const FETCH_LIMIT: Duration = Duration::from_secs(10);
 pub struct RegistryClient {
     oci: oci_client::Client,
     route: Arc<Route>,
-    pub proxy_url: String,
+    /// Closed with the client.
+    _proxy: Proxy,
 }
 
 impl RegistryClient {
     /// `registry` as in the reference; `endpoint` the host oci-client connects to
     /// (`index.docker.io` for `docker.io`).
+    /// Must run on a tokio runtime (the guard's listener is served there).
     pub fn new(
-        guard: &Guard,
         settings: &ImageLookup,
         registry: &str,
         endpoint: &str,
@@ -40,7 +41,11 @@ impl RegistryClient {
             .into_iter()
             .chain(settings.extra_hosts.iter().cloned());
         let route = Arc::new(Route::new(allowed, settings.max_response_bytes, FETCH_LIMIT));
-        let proxy_url = guard.register(route.clone());
+        let proxy = Proxy::open(route.clone()).map_err(|e| Failure {
+            kind: FailureKind::Failed,
+            message: format!("cannot start the egress guard: {e}"),
+        })?;
+        let proxy_url = proxy.url.clone();
         let config = ClientConfig {
             protocol: ClientProtocol::HttpsExcept(settings.insecure_registries.clone()),
             platform_resolver: Some(Box::new(linux_resolver)),
@@ -63,7 +68,11 @@ impl RegistryClient {
             kind: FailureKind::Failed,
             message: format!("cannot build the registry client: {}", crate::error::Chain(&e)),
         })?;
-        Ok(RegistryClient { oci, route, proxy_url })
+        Ok(RegistryClient {
+            oci,
+            route,
+            _proxy: proxy,
+        })
     }
 
     /// The image's `config.User` (`""` when it sets none).

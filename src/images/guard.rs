@@ -2,9 +2,10 @@
 //! connection of the image lookup goes through (see the threat model in
 //! [`super`]).
 //!
-//! Each registry client gets a [`Route`]: a random token (the user name in
-//! its proxy URL, sent as `Proxy-Authorization`) naming the hosts it may
-//! reach. The guard accepts `CONNECT host:port` (HTTPS) and absolute-form
+//! Each registry client gets a [`Route`] (the hosts it may reach) and a
+//! [`Proxy`] for it: a listener of its own, whose URL carries a random token
+//! (sent as `Proxy-Authorization`) that every relayed request must bear. The
+//! guard accepts `CONNECT host:port` (HTTPS) and absolute-form
 //! `http://` requests (plain-HTTP registries, forwarded with
 //! `Connection: close`); it resolves the name itself, refuses the addresses of
 //! [`vet`](super::vet), connects to the vetted address (no second
@@ -14,7 +15,6 @@
 use super::vet;
 use base64::Engine as _;
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -84,30 +84,33 @@ impl Route {
     }
 }
 
-type Routes = Arc<Mutex<HashMap<String, Arc<Route>>>>;
-
-/// The running guard. Dropping it stops accepting; connections in flight end
-/// with their lifetime.
+/// One route's proxy: its own listener on 127.0.0.1, so a request is tied to
+/// its route by the port it came to, even when the client leaves out its
+/// `Proxy-Authorization` (reqwest drops it on a redirect to another host).
+/// Dropping it stops accepting; connections in flight end with the route's
+/// lifetime.
 #[derive(Debug)]
-pub struct Guard {
-    addr: SocketAddr,
-    routes: Routes,
+pub struct Proxy {
+    /// `http://TOKEN:x@127.0.0.1:PORT`, oci-client's proxy.
+    pub url: String,
     accept: JoinHandle<()>,
 }
 
-impl Drop for Guard {
+impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
     }
 }
 
-impl Guard {
-    /// Listen on 127.0.0.1 (a free port) and serve on the current tokio runtime.
-    pub async fn start() -> io::Result<Guard> {
-        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+impl Proxy {
+    /// Listen for `route` and serve on the current tokio runtime.
+    pub fn open(route: Arc<Route>) -> io::Result<Proxy> {
+        let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
-        let routes = Routes::default();
-        let shared = routes.clone();
+        let token = token();
+        let url = format!("http://{token}:x@{addr}");
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -115,33 +118,11 @@ impl Guard {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let routes = shared.clone();
-                tokio::spawn(async move { serve(stream, routes).await });
+                let (route, token) = (route.clone(), token.clone());
+                tokio::spawn(async move { serve(stream, &route, &token).await });
             }
         });
-        Ok(Guard { addr, routes, accept })
-    }
-
-    /// Register a route; the returned proxy URL carries its token.
-    pub fn register(&self, route: Arc<Route>) -> String {
-        let token = token();
-        let url = format!("http://{token}:x@{}", self.addr);
-        self.routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(token, route);
-        url
-    }
-
-    /// Forget the route of a proxy URL returned by [`Guard::register`].
-    pub fn unregister(&self, proxy_url: &str) {
-        if let Some(token) = proxy_url
-            .strip_prefix("http://")
-            .and_then(|rest| rest.split_once(':'))
-            .map(|(t, _)| t)
-        {
-            self.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(token);
-        }
+        Ok(Proxy { url, accept })
     }
 }
 
@@ -214,14 +195,18 @@ fn header<'a>(lines: &'a [String], name: &str) -> Option<&'a str> {
     })
 }
 
-/// The token in `Proxy-Authorization: Basic base64(token:x)`.
-fn route_of(lines: &[String], routes: &Routes) -> Option<Arc<Route>> {
-    let value = header(lines, "proxy-authorization")?;
-    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let token = decoded.split(':').next()?;
-    routes.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned()
+/// Whether `Proxy-Authorization: Basic base64(token:x)` carries `token`.
+fn authorized(lines: &[String], token: &str) -> bool {
+    let Some(value) = header(lines, "proxy-authorization") else {
+        return false;
+    };
+    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
+        return false;
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .unwrap_or_default();
+    decoded.split(|b| *b == b':').next() == Some(token.as_bytes())
 }
 
 /// `host:port` (or `[v6]:port`) into a lowercase host without brackets and the port.
@@ -248,12 +233,9 @@ async fn respond(stream: &mut TcpStream, status: &str) {
         .await;
 }
 
-async fn serve(mut stream: TcpStream, routes: Routes) {
+async fn serve(mut stream: TcpStream, route: &Route, token: &str) {
     let Ok(Ok(Some(head))) = tokio::time::timeout(STEP_TIMEOUT, read_head(&mut stream)).await else {
         return respond(&mut stream, "400 Bad Request").await;
-    };
-    let Some(route) = route_of(&head.lines, &routes) else {
-        return respond(&mut stream, "407 Proxy Authentication Required").await;
     };
     let connect = head.method.eq_ignore_ascii_case("CONNECT");
     let (authority, path) = if connect {
@@ -274,6 +256,14 @@ async fn serve(mut stream: TcpStream, routes: Routes) {
             "connection to {host}:{port} refused: not an allowed host (a redirect or token server must be in imageLookup.extraHosts)"
         )));
         return respond(&mut stream, "403 Forbidden").await;
+    }
+    // Checked after the host, so a redirect (which loses the header) is
+    // still reported by where it went; without the token nothing is relayed.
+    if !authorized(&head.lines, token) {
+        route.record(Stop::Refused(format!(
+            "request to {host}:{port} without the proxy token refused (a redirect?)"
+        )));
+        return respond(&mut stream, "407 Proxy Authentication Required").await;
     }
     let upstream = match vetted_connect(&host, port).await {
         Ok(upstream) => upstream,
@@ -310,7 +300,7 @@ async fn serve(mut stream: TcpStream, routes: Routes) {
             return;
         }
     }
-    relay(stream, upstream, &route).await;
+    relay(stream, upstream, route).await;
 }
 
 /// Resolve `host` once, refuse forbidden addresses, connect to the first allowed one.
@@ -382,10 +372,11 @@ async fn relay(client: TcpStream, upstream: TcpStream, route: &Route) {
 mod tests {
     use super::*;
 
-    async fn ask(guard: &Guard, token_url: &str, request_line: &str) -> String {
-        let token = token_url.trim_start_matches("http://").split(':').next().unwrap();
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{token}:x"));
-        let mut s = TcpStream::connect(guard.addr).await.unwrap();
+    async fn ask(proxy: &Proxy, token: Option<&str>, request_line: &str) -> String {
+        let rest = proxy.url.trim_start_matches("http://");
+        let (own, addr) = rest.split_once(":x@").unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:x", token.unwrap_or(own)));
+        let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(format!("{request_line}\r\nProxy-Authorization: Basic {auth}\r\n\r\n").as_bytes())
             .await
             .unwrap();
@@ -396,13 +387,12 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_are_answered_and_recorded() {
-        let guard = Guard::start().await.unwrap();
         let route = Arc::new(Route::new(
             ["registry.example".to_string(), "169.254.169.254:5000".to_string(), "100.100.100.200".to_string()],
             1024,
             Duration::from_secs(5),
         ));
-        let url = guard.register(route.clone());
+        let proxy = Proxy::open(route.clone()).unwrap();
         let since = Instant::now();
         for (line, want) in [
             (
@@ -416,7 +406,7 @@ mod tests {
                 "100.100.100.200 is a cloud metadata address",
             ),
         ] {
-            let answer = ask(&guard, &url, line).await;
+            let answer = ask(&proxy, None, line).await;
             assert!(answer.starts_with("HTTP/1.1 403"), "{line}: {answer}");
             match route.stop_since(since) {
                 Some(Stop::Refused(why)) => assert!(why.contains(want), "{line}: {why}"),
@@ -426,10 +416,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_token_gets_407() {
-        let guard = Guard::start().await.unwrap();
-        let answer = ask(&guard, "http://nosuchtoken:x@x", "CONNECT 127.0.0.1:1 HTTP/1.1").await;
+    async fn a_wrong_token_gets_407() {
+        let route = Arc::new(Route::new(["127.0.0.1:1".to_string()], 1024, Duration::from_secs(5)));
+        let proxy = Proxy::open(route.clone()).unwrap();
+        let since = Instant::now();
+        let answer = ask(&proxy, Some("guess"), "CONNECT 127.0.0.1:1 HTTP/1.1").await;
         assert!(answer.starts_with("HTTP/1.1 407"), "{answer}");
+        assert!(matches!(route.stop_since(since), Some(Stop::Refused(why)) if why.contains("without the proxy token")));
     }
 
     #[tokio::test]
@@ -447,11 +440,10 @@ mod tests {
                 .await;
             request
         });
-        let guard = Guard::start().await.unwrap();
         let route = Arc::new(Route::new([format!("127.0.0.1:{port}")], 1024, Duration::from_secs(5)));
-        let url = guard.register(route.clone());
+        let proxy = Proxy::open(route.clone()).unwrap();
         let since = Instant::now();
-        let answer = ask(&guard, &url, &format!("GET http://127.0.0.1:{port}/v2/ HTTP/1.1")).await;
+        let answer = ask(&proxy, None, &format!("GET http://127.0.0.1:{port}/v2/ HTTP/1.1")).await;
         let request = server.await.unwrap();
         assert!(request.starts_with("GET /v2/ HTTP/1.1\r\n"), "{request}");
         assert!(request.contains("Connection: close"), "{request}");
@@ -463,9 +455,6 @@ mod tests {
                 "response larger than 1 KiB (imageLookup.maxResponseBytes)".to_string()
             ))
         );
-        guard.unregister(&url);
-        let answer = ask(&guard, &url, &format!("GET http://127.0.0.1:{port}/v2/ HTTP/1.1")).await;
-        assert!(answer.starts_with("HTTP/1.1 407"), "{answer}");
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //!
 //! Loopback and private addresses are allowed (a registry on the node, an
 //! in-cluster registry): narrow them with `imageLookup.registries`. The
-//! guard only answers requests carrying a route's random token, so another
+//! guard only relays requests carrying its client's random token, so another
 //! local process cannot use it as an open proxy.
 //!
 //! Each review waits at most its budget (`imageLookup.timeout`) for all its
@@ -43,7 +43,6 @@ use cache::{Cache, Entry};
 use client::RegistryClient;
 use credentials::{Auth, Credentials};
 use futures_util::FutureExt;
-use guard::Guard;
 use oci_client::Reference;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -110,7 +109,6 @@ pub struct Resolver {
 
 struct Inner {
     settings: Settings,
-    guard: Guard,
     runtime: tokio::runtime::Handle,
     clients: Mutex<HashMap<(String, Option<u64>), Arc<RegistryClient>>>,
     cache: Cache<Answer>,
@@ -154,22 +152,18 @@ impl Resolver {
                         return;
                     }
                 };
+                let _ = ready_tx.send(Ok(runtime.handle().clone()));
                 runtime.block_on(async move {
-                    let started = Guard::start()
-                        .await
-                        .map(|guard| (guard, tokio::runtime::Handle::current()));
-                    let _ = ready_tx.send(started);
                     let _ = stop_rx.await;
                 });
             })?;
-        let (guard, runtime) = ready_rx
+        let runtime = ready_rx
             .recv()
             .map_err(|_| std::io::Error::other("the image lookup thread ended"))??;
         let cache = Cache::new(settings.cache_size);
         Ok(Resolver {
             inner: Arc::new(Inner {
                 settings,
-                guard,
                 runtime,
                 clients: Mutex::default(),
                 cache,
@@ -302,12 +296,9 @@ impl Inner {
             return Ok(client.clone());
         }
         if clients.len() >= MAX_CLIENTS {
-            for (_, old) in clients.drain() {
-                self.guard.unregister(&old.proxy_url);
-            }
+            clients.clear();
         }
         let client = Arc::new(RegistryClient::new(
-            &self.guard,
             &self.settings,
             registry,
             endpoint,
