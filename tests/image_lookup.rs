@@ -222,3 +222,101 @@ async fn slow_registry_times_out_within_the_budget_and_fills_nothing_late() {
     let app = looked.iter().find(|l| l.image.contains("/app")).unwrap();
     assert_eq!(user(app), "1000:1000", "a fast image is not held up by a slow one");
 }
+
+mod webhook {
+    //! Through the webhook's handler (actix-web's test service): the lookup
+    //! runs before the review, within the budget, and is counted.
+
+    use super::*;
+    use actix_web::{test, web, App};
+    use secure_defaults::config::Config;
+    use secure_defaults::engine::baseline::IdentityMode;
+    use secure_defaults::server::images::ImageService;
+    use secure_defaults::server::{admin_routes, webhook_routes, AppState};
+    use serde_json::{json, Value};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    fn review(operation: &str, images: &[String]) -> Vec<u8> {
+        let containers: Vec<Value> = images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
+            .collect();
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "p", "namespace": "team-a", "operation": operation,
+            "userInfo": {"username": "alice"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "team-a"},
+                       "spec": {"containers": containers}}
+        }})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn state(reg: &Registry, identity: IdentityMode, timeout: Duration) -> web::Data<AppState> {
+        let mut config = Config::default();
+        config.baseline.identity = identity;
+        config.image_lookup = ImageLookup {
+            timeout: Span(timeout),
+            ..settings(reg)
+        };
+        let resolver = Resolver::new(config.image_lookup.clone()).unwrap();
+        let mut state = AppState::new(config, Duration::from_secs(10));
+        state.images = Some(Arc::new(ImageService {
+            resolver,
+            pull_secrets: None,
+        }));
+        state.ready.store(true, Ordering::SeqCst);
+        web::Data::new(state)
+    }
+
+    async fn post(state: &web::Data<AppState>, body: Vec<u8>) -> (Value, Duration) {
+        let app = test::init_service(App::new().configure(webhook_routes(state.clone()))).await;
+        let started = Instant::now();
+        let req = test::TestRequest::post()
+            .uri("/mutate?timeout=5s")
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body)
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        let elapsed = started.elapsed();
+        let body: Value = serde_json::from_slice(&test::read_body(resp).await).unwrap();
+        (body["response"].clone(), elapsed)
+    }
+
+    async fn metrics(state: &web::Data<AppState>) -> String {
+        let admin = test::init_service(App::new().configure(admin_routes(state.clone()))).await;
+        let resp = test::call_service(&admin, test::TestRequest::get().uri("/metrics").to_request()).await;
+        String::from_utf8(test::read_body(resp).await.to_vec()).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn slow_registry_admission_answers_within_the_budget() {
+        let reg = Registry::start().await;
+        let state = state(&reg, IdentityMode::Auto, Duration::from_millis(400));
+        let (response, elapsed) = post(&state, review("CREATE", &[reg.image("slow"), reg.image("app")])).await;
+        assert_eq!(response["allowed"], true, "{response}");
+        assert!(elapsed < Duration::from_millis(400 + 300), "{elapsed:?}");
+        let text = metrics(&state).await;
+        assert!(text.contains(r#"secure_defaults_image_lookups_total{result="timeout"} 1"#), "{text}");
+        assert!(text.contains(r#"secure_defaults_image_lookups_total{result="fetched"} 1"#), "{text}");
+        assert!(text.contains("secure_defaults_image_lookup_duration_seconds_count 2"), "{text}");
+    }
+
+    #[actix_web::test]
+    async fn no_lookup_unless_auto_and_a_pod_create() {
+        let reg = Registry::start().await;
+        let uid = state(&reg, IdentityMode::Uid, Duration::from_secs(2));
+        post(&uid, review("CREATE", &[reg.image("app")])).await;
+        let auto = state(&reg, IdentityMode::Auto, Duration::from_secs(2));
+        post(&auto, review("UPDATE", &[reg.image("app")])).await;
+        assert_eq!(reg.count(), 0, "{:?}", reg.requests.lock().unwrap());
+        post(&auto, review("CREATE", &[reg.image("app")])).await;
+        post(&auto, review("CREATE", &[reg.image("app")])).await;
+        let text = metrics(&auto).await;
+        assert!(text.contains(r#"secure_defaults_image_lookups_total{result="hit"} 1"#), "{text}");
+        assert!(text.contains(r#"secure_defaults_image_lookups_total{result="fetched"} 1"#), "{text}");
+    }
+}
