@@ -320,3 +320,56 @@ mod webhook {
         assert!(text.contains(r#"secure_defaults_image_lookups_total{result="fetched"} 1"#), "{text}");
     }
 }
+
+mod cli {
+    //! `mutate`: no network access at all without `--resolve-images`.
+
+    use super::*;
+
+    async fn mutate(reg: &Registry, extra: &[&str]) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "baseline: {{identity: auto}}\nimageLookup: {{insecureRegistries: [\"{}\"]}}\n",
+                reg.host()
+            ),
+        )
+        .unwrap();
+        let pod = dir.path().join("pod.yaml");
+        std::fs::write(
+            &pod,
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers: [{{name: a, image: \"{}\"}}]\n",
+                reg.image("app")
+            ),
+        )
+        .unwrap();
+        let mut args: Vec<String> = ["mutate", "-f", pod.to_str().unwrap(), "--config", config.to_str().unwrap()]
+            .map(String::from)
+            .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_secure-defaults"))
+                .args(&args)
+                // No Docker config of the machine's: the test's own only.
+                .env("DOCKER_CONFIG", dir.path())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    #[tokio::test]
+    async fn mutate_looks_images_up_only_when_asked() {
+        let reg = Registry::start().await;
+        mutate(&reg, &[]).await;
+        assert_eq!(reg.count(), 0, "mutate without --resolve-images made requests");
+        mutate(&reg, &["--resolve-images"]).await;
+        assert_eq!(reg.fetches(), 2, "{:?}", reg.requests.lock().unwrap());
+    }
+}
