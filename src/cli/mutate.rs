@@ -399,7 +399,7 @@ impl Summary {
             );
             // The warnings below name every other identity decision; the plain
             // uid is named here, so the summary always says which identity.
-            if let Some(identity) = report.identity.filter(|i| i.is_plain_uid()) {
+            if let Some(identity) = report.identity.as_ref().filter(|i| i.is_plain_uid()) {
                 let _ = writeln!(self.text, "  {}", identity.message());
             }
             for w in messages::warnings(report) {

@@ -4,7 +4,8 @@
 //! same patch and report, in the same order.
 //!
 //! - `baseline.rs`: the values secure-defaults fills in.
-//! - `rules.rs`: where and when each value is filled in, top to bottom.
+//! - `rules.rs`: where and when each value is filled in, top to bottom;
+//!   `rules/identity.rs`: who the processes run as.
 //! - `restricted.rs`: what Pod Security `restricted` still rejects afterwards.
 //! - `cautions.rs`: what the hardened pod cannot do at run time (low ports).
 //! - `patch.rs`: the rules' result as RFC 6902 `add` operations.
@@ -34,8 +35,8 @@ pub use baseline::Baseline;
 pub use images::{ImageFacts, ImageLookup, ImageUser};
 pub use input::{read_spec, SpecInput};
 pub use report::{
-    Added, Caution, Check, ContainerKind, Field, Guard, Identity, IdentityChoice, IdentityReason, Kept, Report, Target,
-    Untouched, Violation,
+    Added, Caution, Check, ContainerChoice, ContainerIdentity, ContainerKind, Field, Guard, Identity, IdentityChoice,
+    IdentityReason, ImageFact, Kept, Report, Target, Untouched, Violation,
 };
 
 use annotations::Annotations;
@@ -107,6 +108,7 @@ pub fn harden(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Poli
         orig: spec,
         annotations,
         baseline: policy.baseline,
+        images: policy.images,
         opted_out,
         in_scope,
         pod_level: *scope == Scope::Pod,
