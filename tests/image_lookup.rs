@@ -229,6 +229,7 @@ mod webhook {
 
     use super::*;
     use actix_web::{test, web, App};
+    use base64::Engine as _;
     use secure_defaults::config::Config;
     use secure_defaults::engine::baseline::IdentityMode;
     use secure_defaults::server::images::ImageService;
@@ -299,6 +300,25 @@ mod webhook {
         let (response, elapsed) = post(&state, review("CREATE", &[reg.image("slow"), reg.image("app")])).await;
         assert_eq!(response["allowed"], true, "{response}");
         assert!(elapsed < Duration::from_millis(400 + 300), "{elapsed:?}");
+        let warnings = response["warnings"].to_string();
+        assert!(
+            warnings.contains(&format!("could not be looked up: 127.0.0.1:{}: timed out after 400ms", reg.port)),
+            "{warnings}"
+        );
+        let patch: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(response["patch"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let context = |i: usize| {
+            let path = format!("/spec/containers/{i}/securityContext");
+            let op = patch.as_array().unwrap().iter().find(|op| op["path"] == path.as_str());
+            op.map(|op| (op["value"]["runAsUser"].clone(), op["value"]["runAsGroup"].clone()))
+        };
+        // The fast image's own user; the slow one's the fallback (uid).
+        assert_eq!(context(1), Some((json!(1000), json!(1000))), "{patch}");
+        assert_eq!(context(0), Some((json!(65532), json!(65532))), "{patch}");
         let text = metrics(&state).await;
         assert!(text.contains(r#"secure_defaults_image_lookups_total{result="timeout"} 1"#), "{text}");
         assert!(text.contains(r#"secure_defaults_image_lookups_total{result="fetched"} 1"#), "{text}");

@@ -184,7 +184,19 @@ impl Resolver {
         credentials: &Credentials,
         budget: Duration,
     ) -> Vec<Looked> {
-        let deadline = tokio::time::Instant::now() + budget;
+        self.lookup_until(images, credentials, tokio::time::Instant::now() + budget, budget)
+            .await
+    }
+
+    /// [`Resolver::lookup_all`] until `deadline`, the end of `budget` (which
+    /// the timeout message names) begun earlier.
+    pub async fn lookup_until<'a>(
+        &self,
+        images: impl IntoIterator<Item = &'a str>,
+        credentials: &Credentials,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> Vec<Looked> {
         let distinct: BTreeSet<&str> = images.into_iter().collect();
         let lookups = distinct.into_iter().map(|image| {
             let started = Instant::now();

@@ -143,19 +143,21 @@ impl ImageService {
         if let Some(deadline) = deadline {
             budget = budget.min(deadline.saturating_sub(started.elapsed() + MARGIN));
         }
-        let budget_started = tokio::time::Instant::now();
+        let until = tokio::time::Instant::now() + budget;
         let credentials = match (&self.pull_secrets, settings.pull_secrets) {
             (Some(secrets), true) => {
                 let names: Vec<String> = spec.image_pull_secrets.into_iter().map(|n| n.name).collect();
                 let sa = spec.service_account_name.unwrap_or_default();
-                tokio::time::timeout(budget, secrets.credentials(&namespace, &sa, &names))
+                tokio::time::timeout_at(until, secrets.credentials(&namespace, &sa, &names))
                     .await
                     .unwrap_or_default()
             }
             _ => Credentials::default(),
         };
-        let left = budget.saturating_sub(budget_started.elapsed());
-        let looked = self.resolver.lookup_all(images.iter().map(String::as_str), &credentials, left).await;
+        let looked = self
+            .resolver
+            .lookup_until(images.iter().map(String::as_str), &credentials, until, budget)
+            .await;
         for l in &looked {
             metrics.image_lookup(l.result(), l.elapsed);
             if let Err(failure) = &l.answer {
