@@ -63,7 +63,11 @@ async fn digest_references_and_index_resolution() {
     let by_digest = format!("{}/app@{}", reg.host(), reg.manifests["app"]);
     assert_eq!(user(&one(&resolver, &by_digest, &none).await), "1000:1000");
     let wanted = format!("/v2/app/manifests/{}", reg.manifests["app"]);
-    assert!(reg.requests.lock().unwrap().contains(&wanted), "{:?}", reg.requests.lock().unwrap());
+    assert!(
+        reg.requests.lock().unwrap().contains(&wanted),
+        "{:?}",
+        reg.requests.lock().unwrap()
+    );
     // The index: linux on this machine's architecture, not windows or another arch.
     assert_eq!(user(&one(&resolver, &reg.image("multi"), &none).await), "2000");
 }
@@ -94,7 +98,9 @@ async fn basic_auth_401_without_credentials_then_success_with_them() {
     assert_eq!(reg.count(), before, "a cached failure makes no request");
 
     let mut creds = Credentials::default();
-    creds.add_docker_config(docker_config(&reg.host()).as_bytes(), false).unwrap();
+    creds
+        .add_docker_config(docker_config(&reg.host()).as_bytes(), false)
+        .unwrap();
     let found = one(&resolver, &reg.image("app"), &creds).await;
     assert_eq!((user(&found), found.result()), ("1000:1000", "fetched"));
 }
@@ -104,7 +110,9 @@ async fn bearer_token_flow() {
     let reg = Registry::start_with(Auth::Bearer, "127.0.0.1").await;
     let resolver = Resolver::new(settings(&reg)).unwrap();
     let mut creds = Credentials::default();
-    creds.add_docker_config(docker_config(&reg.host()).as_bytes(), false).unwrap();
+    creds
+        .add_docker_config(docker_config(&reg.host()).as_bytes(), false)
+        .unwrap();
     assert_eq!(user(&one(&resolver, &reg.image("app"), &creds).await), "1000:1000");
     assert!(reg.requests.lock().unwrap().iter().any(|p| p.starts_with("/token?")));
     // Another pod without the credentials does not borrow the token.
@@ -116,11 +124,16 @@ async fn bearer_token_flow() {
 async fn token_realm_on_another_host_needs_extra_hosts() {
     let reg = Registry::start_with(Auth::Bearer, "localhost").await;
     let mut creds = Credentials::default();
-    creds.add_docker_config(docker_config(&reg.host()).as_bytes(), false).unwrap();
+    creds
+        .add_docker_config(docker_config(&reg.host()).as_bytes(), false)
+        .unwrap();
     let resolver = Resolver::new(settings(&reg)).unwrap();
     let (kind, why) = failure(&one(&resolver, &reg.image("app"), &creds).await);
     assert_eq!(kind, FailureKind::Refused, "{why}");
-    assert!(why.contains(&format!("localhost:{} refused: not an allowed host", reg.port)), "{why}");
+    assert!(
+        why.contains(&format!("localhost:{} refused: not an allowed host", reg.port)),
+        "{why}"
+    );
     assert!(!reg.requests.lock().unwrap().iter().any(|p| p.starts_with("/token")));
 
     let allowed = Resolver::new(ImageLookup {
@@ -137,7 +150,13 @@ async fn redirect_to_another_host_is_refused() {
     let resolver = Resolver::new(settings(&reg)).unwrap();
     let (kind, why) = failure(&one(&resolver, &reg.image("redirect"), &Credentials::default()).await);
     assert_eq!(kind, FailureKind::Refused, "{why}");
-    assert!(why.contains(&format!("connection to localhost:{} refused: not an allowed host", reg.port)), "{why}");
+    assert!(
+        why.contains(&format!(
+            "connection to localhost:{} refused: not an allowed host",
+            reg.port
+        )),
+        "{why}"
+    );
     assert!(
         !reg.requests.lock().unwrap().iter().any(|p| p == "/v2/app/manifests/1"),
         "the redirect was not followed"
@@ -185,7 +204,10 @@ async fn oversized_manifest_and_config_are_cut() {
     for repo in ["bigmanifest", "bigconfig"] {
         let (kind, why) = failure(&one(&resolver, &reg.image(repo), &Credentials::default()).await);
         assert_eq!(kind, FailureKind::Refused, "{repo}: {why}");
-        assert_eq!(why, "response larger than 64 KiB (imageLookup.maxResponseBytes)", "{repo}");
+        assert_eq!(
+            why, "response larger than 64 KiB (imageLookup.maxResponseBytes)",
+            "{repo}"
+        );
     }
 }
 
@@ -212,12 +234,19 @@ async fn slow_registry_times_out_within_the_budget_and_fills_nothing_late() {
     let budget = Duration::from_millis(300);
     let started = Instant::now();
     let looked = resolver
-        .lookup_all([reg.image("slow").as_str(), reg.image("app").as_str()], &Credentials::default(), budget)
+        .lookup_all(
+            [reg.image("slow").as_str(), reg.image("app").as_str()],
+            &Credentials::default(),
+            budget,
+        )
         .await;
     let elapsed = started.elapsed();
     assert!(elapsed < budget + Duration::from_millis(200), "{elapsed:?}");
     let slow = looked.iter().find(|l| l.image.contains("/slow")).unwrap();
-    assert_eq!(failure(slow), (FailureKind::Timeout, format!("timed out after {}", Span(budget))));
+    assert_eq!(
+        failure(slow),
+        (FailureKind::Timeout, format!("timed out after {}", Span(budget)))
+    );
     assert_eq!(slow.result(), "timeout");
     let app = looked.iter().find(|l| l.image.contains("/app")).unwrap();
     assert_eq!(user(app), "1000:1000", "a fast image is not held up by a slow one");
@@ -302,7 +331,10 @@ mod webhook {
         assert!(elapsed < Duration::from_millis(400 + 300), "{elapsed:?}");
         let warnings = response["warnings"].to_string();
         assert!(
-            warnings.contains(&format!("could not be looked up: 127.0.0.1:{}: timed out after 400ms", reg.port)),
+            warnings.contains(&format!(
+                "could not be looked up: 127.0.0.1:{}: timed out after 400ms",
+                reg.port
+            )),
             "{warnings}"
         );
         let patch: Value = serde_json::from_slice(
@@ -320,9 +352,18 @@ mod webhook {
         assert_eq!(context(1), Some((json!(1000), json!(1000))), "{patch}");
         assert_eq!(context(0), Some((json!(65532), json!(65532))), "{patch}");
         let text = metrics(&state).await;
-        assert!(text.contains(r#"secure_defaults_image_lookups_total{result="timeout"} 1"#), "{text}");
-        assert!(text.contains(r#"secure_defaults_image_lookups_total{result="fetched"} 1"#), "{text}");
-        assert!(text.contains("secure_defaults_image_lookup_duration_seconds_count 2"), "{text}");
+        assert!(
+            text.contains(r#"secure_defaults_image_lookups_total{result="timeout"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"secure_defaults_image_lookups_total{result="fetched"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("secure_defaults_image_lookup_duration_seconds_count 2"),
+            "{text}"
+        );
     }
 
     #[actix_web::test]
@@ -336,8 +377,14 @@ mod webhook {
         post(&auto, review("CREATE", &[reg.image("app")])).await;
         post(&auto, review("CREATE", &[reg.image("app")])).await;
         let text = metrics(&auto).await;
-        assert!(text.contains(r#"secure_defaults_image_lookups_total{result="hit"} 1"#), "{text}");
-        assert!(text.contains(r#"secure_defaults_image_lookups_total{result="fetched"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"secure_defaults_image_lookups_total{result="hit"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"secure_defaults_image_lookups_total{result="fetched"} 1"#),
+            "{text}"
+        );
     }
 }
 
@@ -366,9 +413,15 @@ mod cli {
             ),
         )
         .unwrap();
-        let mut args: Vec<String> = ["mutate", "-f", pod.to_str().unwrap(), "--config", config.to_str().unwrap()]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> = [
+            "mutate",
+            "-f",
+            pod.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
         args.extend(extra.iter().map(|s| s.to_string()));
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_secure-defaults"))

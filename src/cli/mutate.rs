@@ -7,8 +7,8 @@
 
 use crate::config::Config;
 use crate::engine::baseline::IdentityMode;
-use crate::engine::ImageFacts;
 use crate::engine::manifest::{self, ExtraKind, ObjectHardening};
+use crate::engine::ImageFacts;
 use crate::engine::{Policy, Report};
 use crate::policy::messages;
 use crate::yaml;

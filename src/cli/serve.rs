@@ -5,16 +5,16 @@
 
 use crate::cluster::namespaces::NamespaceCache;
 use crate::cluster::pull_secrets::PullSecrets;
+use crate::config::Config;
 use crate::images::Resolver;
 use crate::server::images::ImageService;
-use std::sync::Arc;
-use crate::config::Config;
 use crate::server::tls::{CertSource, PemPair};
 use crate::server::{self, dev_cert, duration, Reviewer, Settings};
 use anyhow::{Context, Result};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -78,7 +78,9 @@ async fn read(client: kube::Client, namespace: &str, service_account: &str, name
                 .filter(|n| !n.is_empty()),
         ),
         Ok(None) => {}
-        Err(e) => tracing::warn!(namespace, service_account, error = %crate::error::Chain(&e), "cannot read the service account for its imagePullSecrets"),
+        Err(e) => {
+            tracing::warn!(namespace, service_account, error = %crate::error::Chain(&e), "cannot read the service account for its imagePullSecrets")
+        }
     }
     let secrets: Api<Secret> = Api::namespaced(client, namespace);
     let mut creds = Credentials::default();

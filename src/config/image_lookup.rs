@@ -160,12 +160,19 @@ mod tests {
         assert_eq!(ok.problem(), None);
         for (change, want) in [
             (
-                Box::new(|c: &mut ImageLookup| c.timeout = Span(Duration::from_secs(5))) as Box<dyn Fn(&mut ImageLookup)>,
+                Box::new(|c: &mut ImageLookup| c.timeout = Span(Duration::from_secs(5)))
+                    as Box<dyn Fn(&mut ImageLookup)>,
                 "timeout 5s",
             ),
-            (Box::new(|c: &mut ImageLookup| c.timeout = Span(Duration::ZERO)), "timeout 0s"),
+            (
+                Box::new(|c: &mut ImageLookup| c.timeout = Span(Duration::ZERO)),
+                "timeout 0s",
+            ),
             (Box::new(|c: &mut ImageLookup| c.cache_size = 0), "cacheSize"),
-            (Box::new(|c: &mut ImageLookup| c.max_response_bytes = 10), "maxResponseBytes"),
+            (
+                Box::new(|c: &mut ImageLookup| c.max_response_bytes = 10),
+                "maxResponseBytes",
+            ),
             (
                 Box::new(|c: &mut ImageLookup| c.extra_hosts = vec!["https://x/".into()]),
                 "not a host",

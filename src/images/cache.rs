@@ -112,7 +112,10 @@ mod tests {
         let t0 = Instant::now();
         assert!(matches!(cache.lookup("a", t0, || ready(1)), Entry::Started(_)));
         cache.complete("a", 1, t0, t0 + Duration::from_secs(30));
-        assert_eq!(hit(cache.lookup("a", t0 + Duration::from_secs(29), || unreachable!())), Some(1));
+        assert_eq!(
+            hit(cache.lookup("a", t0 + Duration::from_secs(29), || unreachable!())),
+            Some(1)
+        );
         assert!(matches!(
             cache.lookup("a", t0 + Duration::from_secs(30), || ready(2)),
             Entry::Started(_)

@@ -72,7 +72,8 @@ impl Credentials {
     /// or with `legacy`, of a `.dockercfg` (the map itself).
     pub fn add_docker_config(&mut self, bytes: &[u8], legacy: bool) -> Result<(), CredentialError> {
         // Only the position: serde_json's messages may quote a value (a password).
-        let err = |e: serde_json::Error| CredentialError::Parse(format!("error at line {} column {}", e.line(), e.column()));
+        let err =
+            |e: serde_json::Error| CredentialError::Parse(format!("error at line {} column {}", e.line(), e.column()));
         let auths = if legacy {
             serde_json::from_slice::<HashMap<String, Entry>>(bytes).map_err(err)?
         } else {
@@ -160,7 +161,8 @@ mod tests {
     }
 
     fn user(c: &Credentials, registry: &str) -> Option<String> {
-        c.for_registry(registry).map(|a| format!("{}:{}", a.username, a.password))
+        c.for_registry(registry)
+            .map(|a| format!("{}:{}", a.username, a.password))
     }
 
     #[test]
@@ -203,7 +205,9 @@ mod tests {
         let c = creds(r#"{"reg.example": {"username": "a", "password": "1"}}"#, true);
         assert_eq!(user(&c, "reg.example").as_deref(), Some("a:1"));
         let mut c = Credentials::default();
-        let err = c.add_docker_config(b"{\"auths\": {\"r\": \"secret\"}}", false).unwrap_err();
+        let err = c
+            .add_docker_config(b"{\"auths\": {\"r\": \"secret\"}}", false)
+            .unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
     }
 

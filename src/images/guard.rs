@@ -278,7 +278,11 @@ async fn serve(mut stream: TcpStream, route: &Route, token: &str) {
     };
     let mut upstream = upstream;
     if connect {
-        if stream.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await.is_err() {
+        if stream
+            .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            .await
+            .is_err()
+        {
             return;
         }
         if !head.rest.is_empty() && upstream.write_all(&head.rest).await.is_err() {
@@ -288,7 +292,10 @@ async fn serve(mut stream: TcpStream, route: &Route, token: &str) {
         let mut out = format!("{} {path} HTTP/1.1\r\n", head.method);
         for line in &head.lines {
             let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
-            if !matches!(name.as_str(), "proxy-authorization" | "proxy-connection" | "connection" | "keep-alive") {
+            if !matches!(
+                name.as_str(),
+                "proxy-authorization" | "proxy-connection" | "connection" | "keep-alive"
+            ) {
                 out.push_str(line);
                 out.push_str("\r\n");
             }
@@ -388,7 +395,11 @@ mod tests {
     #[tokio::test]
     async fn refusals_are_answered_and_recorded() {
         let route = Arc::new(Route::new(
-            ["registry.example".to_string(), "169.254.169.254:5000".to_string(), "100.100.100.200".to_string()],
+            [
+                "registry.example".to_string(),
+                "169.254.169.254:5000".to_string(),
+                "100.100.100.200".to_string(),
+            ],
             1024,
             Duration::from_secs(5),
         ));
@@ -399,8 +410,14 @@ mod tests {
                 "CONNECT other.example:443 HTTP/1.1",
                 "connection to other.example:443 refused: not an allowed host",
             ),
-            ("CONNECT registry.example:8443 HTTP/1.1", "registry.example:8443 refused"),
-            ("CONNECT 169.254.169.254:5000 HTTP/1.1", "169.254.169.254 is a link-local address"),
+            (
+                "CONNECT registry.example:8443 HTTP/1.1",
+                "registry.example:8443 refused",
+            ),
+            (
+                "CONNECT 169.254.169.254:5000 HTTP/1.1",
+                "169.254.169.254 is a link-local address",
+            ),
             (
                 "GET http://100.100.100.200/v2/ HTTP/1.1",
                 "100.100.100.200 is a cloud metadata address",
@@ -447,7 +464,10 @@ mod tests {
         let request = server.await.unwrap();
         assert!(request.starts_with("GET /v2/ HTTP/1.1\r\n"), "{request}");
         assert!(request.contains("Connection: close"), "{request}");
-        assert!(!request.to_ascii_lowercase().contains("proxy-authorization"), "{request}");
+        assert!(
+            !request.to_ascii_lowercase().contains("proxy-authorization"),
+            "{request}"
+        );
         assert!(answer.len() <= 1024, "{} bytes relayed", answer.len());
         assert_eq!(
             route.stop_since(since),

@@ -118,7 +118,9 @@ struct Inner {
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resolver").field("settings", &self.inner.settings).finish()
+        f.debug_struct("Resolver")
+            .field("settings", &self.inner.settings)
+            .finish()
     }
 }
 
@@ -247,9 +249,7 @@ impl Resolver {
         })?;
         let registry = reference.registry().to_ascii_lowercase();
         let settings = &self.inner.settings;
-        if !settings.registries.is_empty()
-            && !settings.registries.iter().any(|r| r.eq_ignore_ascii_case(&registry))
-        {
+        if !settings.registries.is_empty() && !settings.registries.iter().any(|r| r.eq_ignore_ascii_case(&registry)) {
             return Err(Failure {
                 kind: FailureKind::Refused,
                 message: format!("registry {registry} is not in imageLookup.registries"),

@@ -32,7 +32,9 @@ pub struct ImageService {
 
 impl std::fmt::Debug for ImageService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImageService").field("resolver", &self.resolver).finish()
+        f.debug_struct("ImageService")
+            .field("resolver", &self.resolver)
+            .finish()
     }
 }
 

@@ -29,7 +29,6 @@ use crate::admission::{self, redact, BodyError, Outcome, Parsed, Reviewed};
 use crate::cluster::namespaces::NamespaceCache;
 use crate::config::Config;
 use crate::engine::ImageFacts;
-use images::ImageService;
 use actix_http::error::DispatchError;
 use actix_http::{ConnectionType, HttpService, KeepAlive, Request, StatusCode};
 use actix_rt::net::TcpStream;
@@ -43,6 +42,7 @@ use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use body_memory::{BodyMemory, Reservation};
 use futures_util::StreamExt;
+use images::ImageService;
 use metrics::{error_kind, Metrics};
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpListener};
@@ -281,12 +281,24 @@ async fn mutate(req: HttpRequest, mut payload: web::Payload, state: web::Data<Ap
 }
 
 /// The image lookup when there is one (bounded by its budget), then the reviewer.
-async fn review(body: &[u8], state: &AppState, deadline: Option<Duration>, started: Instant) -> Result<Reviewed, BodyError> {
+async fn review(
+    body: &[u8],
+    state: &AppState,
+    deadline: Option<Duration>,
+    started: Instant,
+) -> Result<Reviewed, BodyError> {
     let facts = match &state.images {
         None => ImageFacts::default(),
         Some(images) => {
             images
-                .facts(body, &state.config, state.namespaces.as_ref(), deadline, started, &state.metrics)
+                .facts(
+                    body,
+                    &state.config,
+                    state.namespaces.as_ref(),
+                    deadline,
+                    started,
+                    &state.metrics,
+                )
                 .await
         }
     };

@@ -72,7 +72,8 @@ impl Drop for Registry {
 }
 
 fn config(user: Option<&str>, pad: usize) -> Blob {
-    let mut c = json!({"architecture": own_arch(), "os": "linux", "config": {"Env": ["PATH=/bin"]}, "pad": "x".repeat(pad)});
+    let mut c =
+        json!({"architecture": own_arch(), "os": "linux", "config": {"Env": ["PATH=/bin"]}, "pad": "x".repeat(pad)});
     if let Some(u) = user {
         c["config"]["User"] = json!(u);
     }
@@ -124,11 +125,17 @@ impl Registry {
         // The index: entries whose manifests hold other users.
         let other_arch = if own_arch() == "arm64" { "s390x" } else { "arm64" };
         let mut entries = Vec::new();
-        for (os, arch, user) in [("windows", own_arch(), "3000"), ("linux", other_arch, "3001"), ("linux", own_arch(), "2000")] {
+        for (os, arch, user) in [
+            ("windows", own_arch(), "3000"),
+            ("linux", other_arch, "3001"),
+            ("linux", own_arch(), "2000"),
+        ] {
             let cfg = config(Some(user), 0);
             let m = manifest(&cfg, 0);
-            entries.push(json!({"mediaType": MANIFEST, "digest": digest(&m.body), "size": m.body.len(),
-                                "platform": {"os": os, "architecture": arch}}));
+            entries.push(
+                json!({"mediaType": MANIFEST, "digest": digest(&m.body), "size": m.body.len(),
+                                "platform": {"os": os, "architecture": arch}}),
+            );
             blobs.insert(digest(&cfg.body), cfg);
             blobs.insert(digest(&m.body), m);
         }
@@ -227,7 +234,13 @@ impl Shared {
         }
         let head = String::from_utf8_lossy(&buf).into_owned();
         let mut lines = head.split("\r\n");
-        let path = lines.next().unwrap_or_default().split(' ').nth(1).unwrap_or_default().to_string();
+        let path = lines
+            .next()
+            .unwrap_or_default()
+            .split(' ')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
         let auth = lines
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
@@ -236,7 +249,11 @@ impl Shared {
             .unwrap_or_default();
         self.requests.lock().unwrap().push(path.clone());
         let answer = self.answer(&path, &auth).await;
-        let mut out = format!("HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n", answer.status, answer.body.len());
+        let mut out = format!(
+            "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            answer.status,
+            answer.body.len()
+        );
         for (k, v) in &answer.headers {
             out.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -252,7 +269,10 @@ impl Shared {
         let bearer_challenge = || {
             Answer::status("401 Unauthorized").header(
                 "WWW-Authenticate",
-                &format!("Bearer realm=\"{}\",service=\"test\",scope=\"repository:token:pull\"", self.realm),
+                &format!(
+                    "Bearer realm=\"{}\",service=\"test\",scope=\"repository:token:pull\"",
+                    self.realm
+                ),
             )
         };
         let challenge = || match self.auth {
@@ -290,8 +310,10 @@ impl Shared {
         match repo {
             "slow" => tokio::time::sleep(Duration::from_secs(5)).await,
             "redirect" if kind == "manifests" => {
-                return Answer::status("307 Temporary Redirect")
-                    .header("Location", &format!("http://localhost:{}/v2/app/manifests/1", self.port))
+                return Answer::status("307 Temporary Redirect").header(
+                    "Location",
+                    &format!("http://localhost:{}/v2/app/manifests/1", self.port),
+                )
             }
             _ => {}
         }

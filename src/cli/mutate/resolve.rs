@@ -102,6 +102,9 @@ mod tests {
         .unwrap();
         let mut images = BTreeSet::new();
         collect(&doc, &mut images);
-        assert_eq!(images, BTreeSet::from(["busybox", "debug", "nginx:1"].map(String::from)));
+        assert_eq!(
+            images,
+            BTreeSet::from(["busybox", "debug", "nginx:1"].map(String::from))
+        );
     }
 }
