@@ -62,16 +62,13 @@ impl ImageLookup {
             Some("cacheSize must be at least 1".to_string())
         } else if self.max_response_bytes < 1024 {
             Some("maxResponseBytes must be at least 1024".to_string())
-        } else if let Some(bad) = self
-            .registries
-            .iter()
-            .chain(&self.extra_hosts)
-            .chain(&self.insecure_registries)
-            .find(|h| h.is_empty() || h.contains(['/', ' ', '@']))
-        {
-            Some(format!("{bad:?} is not a host or host:port"))
         } else {
-            None
+            self.registries
+                .iter()
+                .chain(&self.extra_hosts)
+                .chain(&self.insecure_registries)
+                .find(|h| h.is_empty() || h.contains(['/', ' ', '@']))
+                .map(|bad| format!("{bad:?} is not a host or host:port"))
         }
     }
 }
@@ -84,9 +81,9 @@ impl std::fmt::Display for Span {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = self.0.as_millis();
         match ms {
-            _ if ms % 3_600_000 == 0 && ms > 0 => write!(f, "{}h", ms / 3_600_000),
-            _ if ms % 60_000 == 0 && ms > 0 => write!(f, "{}m", ms / 60_000),
-            _ if ms % 1000 == 0 => write!(f, "{}s", ms / 1000),
+            _ if ms.is_multiple_of(3_600_000) && ms > 0 => write!(f, "{}h", ms / 3_600_000),
+            _ if ms.is_multiple_of(60_000) && ms > 0 => write!(f, "{}m", ms / 60_000),
+            _ if ms.is_multiple_of(1000) => write!(f, "{}s", ms / 1000),
             _ => write!(f, "{ms}ms"),
         }
     }

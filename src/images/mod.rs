@@ -107,10 +107,13 @@ pub struct Resolver {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+type ClientKey = (String, Option<u64>);
+
 struct Inner {
     settings: Settings,
     runtime: tokio::runtime::Handle,
-    clients: Mutex<HashMap<(String, Option<u64>), Arc<RegistryClient>>>,
+    /// By registry and credential identity.
+    clients: Mutex<HashMap<ClientKey, Arc<RegistryClient>>>,
     cache: Cache<Answer>,
     /// PEM roots trusted beside the system's (tests' own registries).
     extra_roots: Vec<Vec<u8>>,

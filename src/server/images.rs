@@ -116,7 +116,11 @@ impl ImageService {
         let Ok(Review { request: Some(req) }) = serde_json::from_slice::<Review>(body) else {
             return ImageFacts::default();
         };
-        if req.operation != "CREATE" || req.kind.group != "" || req.kind.kind != "Pod" || req.sub_resource.is_some() {
+        if req.operation != "CREATE"
+            || !req.kind.group.is_empty()
+            || req.kind.kind != "Pod"
+            || req.sub_resource.is_some()
+        {
             return ImageFacts::default();
         }
         let namespace = req.namespace.unwrap_or_default();
