@@ -6,7 +6,7 @@
 //! service account and secret names. Secret contents are never logged.
 
 use crate::images::cache::{Cache, Entry};
-use crate::images::credentials::Credentials;
+use crate::images::credentials::{CredentialError, Credentials};
 use futures_util::FutureExt;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Api;
@@ -94,17 +94,76 @@ async fn read(client: kube::Client, namespace: &str, service_account: &str, name
                 continue;
             }
         };
-        let (key, legacy) = match secret.type_.as_deref() {
-            Some("kubernetes.io/dockerconfigjson") => (".dockerconfigjson", false),
-            Some("kubernetes.io/dockercfg") => (".dockercfg", true),
-            _ => continue,
-        };
-        let Some(data) = secret.data.as_ref().and_then(|d| d.get(key)) else {
-            continue;
-        };
-        if let Err(e) = creds.add_docker_config(&data.0, legacy) {
+        if let Err(e) = add(&mut creds, &secret) {
             tracing::warn!(namespace, secret = %name, error = %e, "image pull secret is not a Docker config");
         }
     }
     creds
+}
+
+/// Add a Secret's registry credentials; one of another type adds nothing.
+fn add(creds: &mut Credentials, secret: &Secret) -> Result<(), CredentialError> {
+    let (key, legacy) = match secret.type_.as_deref() {
+        Some("kubernetes.io/dockerconfigjson") => (".dockerconfigjson", false),
+        Some("kubernetes.io/dockercfg") => (".dockercfg", true),
+        _ => return Ok(()),
+    };
+    match secret.data.as_ref().and_then(|d| d.get(key)) {
+        Some(data) => creds.add_docker_config(&data.0, legacy),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn secret(type_: &str, key: &str, data: &str) -> Secret {
+        Secret {
+            type_: Some(type_.to_string()),
+            data: Some([(key.to_string(), ByteString(data.as_bytes().to_vec()))].into()),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn secret_types() {
+        let json = r#"{"auths": {"reg.example": {"username": "a", "password": "1"}}}"#;
+        let legacy = r#"{"old.example": {"username": "b", "password": "2"}}"#;
+        let mut creds = Credentials::default();
+        add(
+            &mut creds,
+            &secret("kubernetes.io/dockerconfigjson", ".dockerconfigjson", json),
+        )
+        .unwrap();
+        add(&mut creds, &secret("kubernetes.io/dockercfg", ".dockercfg", legacy)).unwrap();
+        add(
+            &mut creds,
+            &secret(
+                "Opaque",
+                ".dockerconfigjson",
+                r#"{"auths": {"x.example": {"username": "c", "password": "3"}}}"#,
+            ),
+        )
+        .unwrap();
+        add(&mut creds, &secret("kubernetes.io/dockerconfigjson", "other", json)).unwrap();
+        assert_eq!(
+            creds.for_registry("reg.example").map(|a| a.username.as_str()),
+            Some("a")
+        );
+        assert_eq!(
+            creds.for_registry("old.example").map(|a| a.username.as_str()),
+            Some("b")
+        );
+        assert!(
+            creds.for_registry("x.example").is_none(),
+            "an Opaque secret is not a pull secret"
+        );
+        assert!(add(
+            &mut creds,
+            &secret("kubernetes.io/dockerconfigjson", ".dockerconfigjson", "{")
+        )
+        .is_err());
+    }
 }

@@ -3,12 +3,14 @@
 //! ([`crate::images`]) within the budget, and count what happened.
 //!
 //! Only present when the configuration can make a pod's identity `auto`
-//! (the cluster's `baseline.identity`, or namespace overrides): otherwise the
-//! review path does not read the body for it. Workload previews (a
+//! (the cluster's `baseline.identity`, or namespace overrides); the request
+//! is parsed once either way, and a pod whose identity is not `auto` costs a
+//! namespace lookup more. Workload previews (a
 //! Deployment's warning) are not looked up: they show `identityFallback` for
 //! images not looked up, and the pods themselves are.
 
 use super::metrics::Metrics;
+use crate::admission::Request;
 use crate::cluster::namespaces::NamespaceCache;
 use crate::cluster::pull_secrets::PullSecrets;
 use crate::config::Config;
@@ -17,6 +19,7 @@ use crate::engine::ImageFacts;
 use crate::images::credentials::Credentials;
 use crate::images::Resolver;
 use crate::policy::namespace::effective;
+use kube::core::admission::Operation;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
@@ -43,55 +46,31 @@ pub fn auto_possible(config: &Config, namespace_policy: bool) -> bool {
     config.baseline.identity == IdentityMode::Auto || (namespace_policy && config.namespace_policy.allow_overrides)
 }
 
-/// Only what the lookup needs of a review; the rest is skipped unread.
+/// The pull secrets and service account of the pod in a review: read from
+/// the body again only for a pod that is looked up (the admission layer's
+/// reading of the spec keeps only what the engine needs).
 #[derive(Deserialize)]
 struct Review {
-    request: Option<Req>,
+    request: Req,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct Req {
-    #[serde(default)]
-    operation: String,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    kind: Kind,
-    #[serde(default)]
-    sub_resource: Option<String>,
-    object: Option<PodObject>,
-}
-
-#[derive(Deserialize, Default)]
-struct Kind {
-    #[serde(default)]
-    group: String,
-    #[serde(default)]
-    kind: String,
+    object: PodObject,
 }
 
 #[derive(Deserialize)]
 struct PodObject {
-    spec: Option<Spec>,
+    spec: Spec,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Spec {
     #[serde(default)]
-    containers: Vec<Container>,
-    #[serde(default)]
-    init_containers: Vec<Container>,
-    #[serde(default)]
     image_pull_secrets: Vec<Name>,
     #[serde(default)]
     service_account_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Container {
-    image: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,8 +83,10 @@ impl ImageService {
     /// The facts for the review in `body`: empty unless it creates a Pod
     /// whose identity is `auto`. Returns within the budget: the smaller of
     /// `imageLookup.timeout` and the API server's deadline less a margin.
+    #[allow(clippy::too_many_arguments)]
     pub async fn facts(
         &self,
+        req: &Request,
         body: &[u8],
         config: &Config,
         namespaces: Option<&NamespaceCache>,
@@ -113,32 +94,29 @@ impl ImageService {
         started: Instant,
         metrics: &Metrics,
     ) -> ImageFacts {
-        let Ok(Review { request: Some(req) }) = serde_json::from_slice::<Review>(body) else {
-            return ImageFacts::default();
-        };
-        if req.operation != "CREATE"
+        if req.operation != Operation::Create
             || !req.kind.group.is_empty()
             || req.kind.kind != "Pod"
             || req.sub_resource.is_some()
         {
             return ImageFacts::default();
         }
-        let namespace = req.namespace.unwrap_or_default();
+        let namespace = req.namespace.clone().unwrap_or_default();
         let identity = match namespaces.and_then(|cache| cache.get(&namespace)) {
             Some(ns) => effective(config, &ns).config.baseline.identity,
             None => config.baseline.identity,
         };
-        let Some(spec) = req.object.and_then(|o| o.spec) else {
-            return ImageFacts::default();
-        };
         if identity != IdentityMode::Auto {
             return ImageFacts::default();
         }
+        let Some(Ok(spec)) = req.object.as_ref().and_then(|o| o.pod_spec()) else {
+            return ImageFacts::default();
+        };
         let images: Vec<String> = spec
             .containers
             .iter()
-            .chain(&spec.init_containers)
             .filter_map(|c| c.image.clone())
+            .chain(spec.init_containers.iter().flatten().filter_map(|c| c.image.clone()))
             .filter(|i| !i.is_empty())
             .collect();
         if images.is_empty() {
@@ -152,6 +130,8 @@ impl ImageService {
         let until = tokio::time::Instant::now() + budget;
         let credentials = match (&self.pull_secrets, settings.pull_secrets) {
             (Some(secrets), true) => {
+                let spec =
+                    serde_json::from_slice::<Review>(body).map_or_else(|_| Spec::default(), |r| r.request.object.spec);
                 let names: Vec<String> = spec.image_pull_secrets.into_iter().map(|n| n.name).collect();
                 let sa = spec.service_account_name.unwrap_or_default();
                 tokio::time::timeout_at(until, secrets.credentials(&namespace, &sa, &names))

@@ -130,7 +130,11 @@ pub type Reviewer = fn(&[u8], &AppState, &ImageFacts) -> Result<Reviewed, BodyEr
 /// The webhook: parse the review and answer it with the admission layer,
 /// under the namespace's policy when there is one.
 pub fn harden(body: &[u8], state: &AppState, images: &ImageFacts) -> Result<Reviewed, BodyError> {
-    Ok(match admission::parse(body)? {
+    Ok(answer_parsed(admission::parse(body)?, state, images))
+}
+
+fn answer_parsed(parsed: Parsed, state: &AppState, images: &ImageFacts) -> Reviewed {
+    match parsed {
         Parsed::Request(req) => match &state.namespaces {
             None => admission::review_with(&req, &state.config, images),
             Some(cache) => {
@@ -139,7 +143,7 @@ pub fn harden(body: &[u8], state: &AppState, images: &ImageFacts) -> Result<Revi
             }
         },
         Parsed::Unreadable(request) => admission::unreadable(&request, &state.config),
-    })
+    }
 }
 
 #[derive(Debug, Error)]
@@ -280,29 +284,29 @@ async fn mutate(req: HttpRequest, mut payload: web::Payload, state: web::Data<Ap
     response
 }
 
-/// The image lookup when there is one (bounded by its budget), then the reviewer.
+/// The reviewer; or, with an image lookup (no other reviewer then), the
+/// request parsed once, its images looked up (bounded by the budget), and
+/// [`harden`]'s answer.
 async fn review(
     body: &[u8],
     state: &AppState,
     deadline: Option<Duration>,
     started: Instant,
 ) -> Result<Reviewed, BodyError> {
-    let facts = match &state.images {
-        None => ImageFacts::default(),
-        Some(images) => {
+    let Some(images) = &state.images else {
+        return (state.reviewer)(body, state, &ImageFacts::default());
+    };
+    let parsed = admission::parse(body)?;
+    let facts = match &parsed {
+        Parsed::Request(req) => {
+            let namespaces = state.namespaces.as_ref();
             images
-                .facts(
-                    body,
-                    &state.config,
-                    state.namespaces.as_ref(),
-                    deadline,
-                    started,
-                    &state.metrics,
-                )
+                .facts(req, body, &state.config, namespaces, deadline, started, &state.metrics)
                 .await
         }
+        Parsed::Unreadable(_) => ImageFacts::default(),
     };
-    (state.reviewer)(body, state, &facts)
+    Ok(answer_parsed(parsed, state, &facts))
 }
 
 fn body_error(e: BodyError) -> Refusal {
