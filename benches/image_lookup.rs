@@ -65,10 +65,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(2000);
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(2000);
     actix_rt::System::new().block_on(async move {
         let reg = Registry::start().await;
         let mut results: Vec<(&str, Duration)> = Vec::new();
@@ -85,7 +82,11 @@ fn main() {
             let mut times = Vec::with_capacity(runs);
             // One review first: warms the cache (and the allocator) for the warm case.
             for i in 0..=runs {
-                let image = if cold { format!("{}/app:{i}", reg.host()) } else { reg.image("app") };
+                let image = if cold {
+                    format!("{}/app:{i}", reg.host())
+                } else {
+                    reg.image("app")
+                };
                 let req = test::TestRequest::post()
                     .uri("/mutate?timeout=10s")
                     .insert_header(("Content-Type", "application/json"))
@@ -105,7 +106,11 @@ fn main() {
         let base = results[0].1.as_secs_f64();
         println!("{:<22} {:>12} {:>8}", "review (median)", "time", "ratio");
         for (name, t) in &results {
-            println!("{name:<22} {:>9.1} µs {:>8.2}", t.as_secs_f64() * 1e6, t.as_secs_f64() / base);
+            println!(
+                "{name:<22} {:>9.1} µs {:>8.2}",
+                t.as_secs_f64() * 1e6,
+                t.as_secs_f64() / base
+            );
         }
     });
 }

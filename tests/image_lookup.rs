@@ -56,6 +56,24 @@ async fn finds_the_user_then_answers_from_the_cache() {
 }
 
 #[tokio::test]
+async fn over_https_through_connect_with_credentials() {
+    let (reg, ca) = Registry::start_tls(Auth::Basic).await;
+    let resolver = Resolver::with_roots(ImageLookup::default(), vec![ca]).unwrap();
+    let mut creds = Credentials::default();
+    creds
+        .add_docker_config(docker_config(&reg.host()).as_bytes(), false)
+        .unwrap();
+    let found = one(&resolver, &reg.image("app"), &creds).await;
+    assert_eq!(user(&found), "1000:1000");
+    let (kind, why) = failure(&one(&resolver, &reg.image("redirect"), &creds).await);
+    assert_eq!(kind, FailureKind::Refused, "{why}");
+    assert!(
+        why.contains(&format!("connection to localhost:{} refused", reg.port)),
+        "{why}"
+    );
+}
+
+#[tokio::test]
 async fn digest_references_and_index_resolution() {
     let reg = Registry::start().await;
     let resolver = Resolver::new(settings(&reg)).unwrap();

@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -103,6 +103,28 @@ impl Registry {
 
     /// `realm_host`: where the bearer realm points (same port).
     pub async fn start_with(auth: Auth, realm_host: &str) -> Registry {
+        Registry::start_full(auth, realm_host, None).await
+    }
+
+    /// Over HTTPS with a certificate for 127.0.0.1 and localhost; also the
+    /// PEM of the CA that signed it, for the client to trust.
+    pub async fn start_tls(auth: Auth) -> (Registry, Vec<u8>) {
+        use secure_defaults::server::{dev_cert, tls};
+        let cert = dev_cert::generate("test registry CA", &dev_cert::LOCAL_NAMES).unwrap();
+        let provider = tls::provider();
+        let key = tls::certified_key(&cert.serving, "test registry", &provider).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(tls::CertResolver::new(key)));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let registry = Registry::start_full(auth, "127.0.0.1", Some(acceptor)).await;
+        (registry, cert.ca_pem.into_bytes())
+    }
+
+    async fn start_full(auth: Auth, realm_host: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Registry {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut blobs: HashMap<String, Blob> = HashMap::new();
@@ -147,10 +169,12 @@ impl Registry {
         tags.insert("multi".to_string(), index);
 
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Shared {
             auth,
             port,
-            realm: format!("http://{realm_host}:{port}/token"),
+            scheme,
+            realm: format!("{scheme}://{realm_host}:{port}/token"),
             blobs: Arc::new(blobs),
             tags: Arc::new(tags),
             requests: requests.clone(),
@@ -158,7 +182,17 @@ impl Registry {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let shared = shared.clone();
-                tokio::spawn(async move { shared.serve(stream).await });
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    match tls {
+                        None => shared.serve(stream).await,
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                shared.serve(stream).await
+                            }
+                        }
+                    }
+                });
             }
         });
         Registry {
@@ -196,6 +230,7 @@ impl Registry {
 struct Shared {
     auth: Auth,
     port: u16,
+    scheme: &'static str,
     realm: String,
     blobs: Arc<HashMap<String, Blob>>,
     tags: Arc<HashMap<String, Blob>>,
@@ -223,7 +258,7 @@ impl Answer {
 }
 
 impl Shared {
-    async fn serve(self, mut stream: TcpStream) {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, mut stream: S) {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
