@@ -10,7 +10,8 @@
 //! - `auto, warm`: the image answered from the cache;
 //! - `auto, cold`: a new tag each review, so a manifest and a config fetched.
 //!
-//! `cargo bench --bench image_lookup [-- N]`: N reviews per case (default 2000; cold: N/10).
+//! `cargo bench --bench image_lookup [-- N]`: N rounds (default 2000), each
+//! one review per case (cold: every tenth round).
 
 #[path = "../tests/registry/mod.rs"]
 mod registry;
@@ -68,21 +69,26 @@ fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(2000);
     actix_rt::System::new().block_on(async move {
         let reg = Registry::start().await;
-        let mut results: Vec<(&str, Duration)> = Vec::new();
         let cases: [(&str, IdentityMode, bool, bool); 4] = [
             ("uid", IdentityMode::Uid, false, false),
             ("uid, lookup present", IdentityMode::Uid, true, false),
             ("auto, warm", IdentityMode::Auto, true, false),
             ("auto, cold", IdentityMode::Auto, true, true),
         ];
-        for (name, identity, lookup, cold) in cases {
+        let mut apps = Vec::new();
+        for (_, identity, lookup, _) in cases {
             let state = state(&reg, identity, lookup);
-            let app = test::init_service(App::new().configure(webhook_routes(state.clone()))).await;
-            let runs = if cold { n / 10 } else { n };
-            let mut times = Vec::with_capacity(runs);
-            // One review first: warms the cache (and the allocator) for the warm case.
-            for i in 0..=runs {
-                let image = if cold {
+            apps.push(test::init_service(App::new().configure(webhook_routes(state))).await);
+        }
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+        // Round robin, so a busy moment of the machine weighs on every case
+        // alike; the first round only warms up (the warm case's cache).
+        for i in 0..=n {
+            for (c, (_, _, _, cold)) in cases.iter().enumerate() {
+                if *cold && i % 10 != 0 {
+                    continue;
+                }
+                let image = if *cold {
                     format!("{}/app:{i}", reg.host())
                 } else {
                     reg.image("app")
@@ -93,16 +99,16 @@ fn main() {
                     .set_payload(review(&image))
                     .to_request();
                 let started = Instant::now();
-                let resp = test::call_service(&app, req).await;
+                let resp = test::call_service(&apps[c], req).await;
                 let body = test::read_body(resp).await;
                 let elapsed = started.elapsed();
                 assert!(body.windows(14).any(|w| w == br#""allowed":true"#), "{body:?}");
                 if i > 0 {
-                    times.push(elapsed);
+                    times[c].push(elapsed);
                 }
             }
-            results.push((name, median(times)));
         }
+        let results: Vec<(&str, Duration)> = cases.iter().zip(times).map(|(c, t)| (c.0, median(t))).collect();
         let base = results[0].1.as_secs_f64();
         println!("{:<22} {:>12} {:>8}", "review (median)", "time", "ratio");
         for (name, t) in &results {
