@@ -108,6 +108,29 @@ fn config_file_switches_on_opt_in_fields() {
 }
 
 #[test]
+fn auto_identity_without_lookups_says_the_fallback_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, "baseline:\n  identity: auto\n  identityFallback: userns\n").unwrap();
+    let o = mutate(&["-f", "-", "-o", "json", "--config", cfg.to_str().unwrap()], POD);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["spec"]["hostUsers"], false);
+    assert_eq!(v["spec"]["containers"][0]["securityContext"].get("runAsUser"), None);
+    let summary = stderr(&o);
+    assert!(
+        summary.contains(
+            "identity: container \"app\": user namespace, no uid (identityFallback: userns): its image was not looked up"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("1 container(s) got identityFallback because their images were not looked up"),
+        "{summary}"
+    );
+}
+
+#[test]
 fn bad_input_fails_with_file_document_and_reason_and_prints_nothing() {
     let input =
         format!("{POD}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: q}}\nspec: {{containers: {{name: a}}}}\n");

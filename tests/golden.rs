@@ -1,6 +1,7 @@
 //! Golden fixtures: each `tests/fixtures/mutate/NAME.yaml` is hardened with
-//! the default config (or `NAME.config.yaml` beside it), and the result must
-//! match, byte for byte:
+//! the default config (or `NAME.config.yaml` beside it) and, for `identity:
+//! auto`, the image lookups of `NAME.images.yaml` beside it (none without
+//! one), and the result must match, byte for byte:
 //! - `NAME.patch.json`: the RFC 6902 patch of each document;
 //! - `NAME.report.json`: the engine's report and the admission warnings;
 //! - `NAME.out.yaml`: the hardened documents.
@@ -12,9 +13,10 @@
 use goldenfile::Mint;
 use secure_defaults::cli::mutate::{harden_document, parse_documents, render, Document, Output};
 use secure_defaults::config::Config;
-use secure_defaults::engine::Policy;
+use secure_defaults::engine::{ImageFacts, ImageLookup, ImageUser, Policy};
 use secure_defaults::policy::messages;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +27,10 @@ fn fixtures() -> Vec<PathBuf> {
         .map(|e| e.expect("entry").path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            name.ends_with(".yaml") && !name.ends_with(".config.yaml") && !name.ends_with(".out.yaml")
+            name.ends_with(".yaml")
+                && !name.ends_with(".config.yaml")
+                && !name.ends_with(".images.yaml")
+                && !name.ends_with(".out.yaml")
         })
         .collect();
     inputs.sort();
@@ -36,6 +41,25 @@ fn fixtures() -> Vec<PathBuf> {
 fn sibling(input: &Path, suffix: &str) -> PathBuf {
     let stem = input.file_stem().unwrap().to_string_lossy();
     input.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// `NAME.images.yaml`: image → its `config.User`, or `{failed: why}`.
+fn image_facts(input: &Path) -> ImageFacts {
+    let path = sibling(input, ".images.yaml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return ImageFacts::default();
+    };
+    let map: BTreeMap<String, serde_json::Value> = serde_yaml::from_str(&text).unwrap();
+    map.into_iter()
+        .map(|(image, v)| {
+            let lookup = match (v.as_str(), v["failed"].as_str()) {
+                (Some(user), _) => ImageLookup::Found(ImageUser::parse(user)),
+                (None, Some(why)) => ImageLookup::Failed(why.to_string()),
+                _ => panic!("{}: {image}: a config.User string or {{failed: why}}", path.display()),
+            };
+            (image, lookup)
+        })
+        .collect()
 }
 
 /// Write `actual` as the golden file `input`'s sibling `suffix`; the mint
@@ -52,10 +76,11 @@ fn golden_fixtures() {
     for input in fixtures() {
         let config_path = sibling(&input, ".config.yaml");
         let config = Config::load_or_default(config_path.exists().then_some(config_path.as_path())).unwrap();
+        let images = image_facts(&input);
         let policy = Policy {
             baseline: &config.baseline,
             allow_opt_out: config.allow_pod_opt_out,
-            images: &secure_defaults::engine::ImageFacts::default(),
+            images: &images,
         };
         let text = std::fs::read_to_string(&input).unwrap();
         let docs: Vec<Document> = parse_documents(&text)

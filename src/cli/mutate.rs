@@ -8,8 +8,7 @@
 use crate::config::Config;
 use crate::engine::baseline::IdentityMode;
 use crate::engine::manifest::{self, ExtraKind, ObjectHardening};
-use crate::engine::ImageFacts;
-use crate::engine::{Policy, Report};
+use crate::engine::{ImageFact, ImageFacts, Policy, Report};
 use crate::policy::messages;
 use crate::yaml;
 use anyhow::{bail, Context, Result};
@@ -382,6 +381,8 @@ struct Summary {
     objects: usize,
     added: usize,
     remaining: usize,
+    /// `identity: auto`: containers whose image was not looked up.
+    not_looked_up: usize,
 }
 
 impl Summary {
@@ -390,6 +391,8 @@ impl Summary {
             self.objects += 1;
             self.added += report.added.len();
             self.remaining += report.remaining.len();
+            let identities = report.identity.iter().flat_map(|i| &i.containers);
+            self.not_looked_up += identities.filter(|c| c.image_user == ImageFact::NotLookedUp).count();
             let _ = writeln!(
                 self.text,
                 "{name}: {} added, {} kept as written, {} still rejected by restricted",
@@ -414,6 +417,14 @@ impl Summary {
             "{} pod spec(s) in {documents} document(s): {} field(s) added, {} restricted violation(s) left",
             self.objects, self.added, self.remaining
         );
+        if self.not_looked_up > 0 {
+            let _ = writeln!(
+                self.text,
+                "identity: auto: {} container(s) got identityFallback because their images were not looked up \
+                 (mutate --resolve-images looks them up)",
+                self.not_looked_up
+            );
+        }
         self.text
     }
 }

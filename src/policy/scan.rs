@@ -452,6 +452,61 @@ mod tests {
     }
 
     #[test]
+    fn identity_cell_names_each_kind_of_auto_decision_once() {
+        use crate::engine::baseline::IdentityMode;
+        use crate::engine::{ContainerIdentity, ContainerKind, ImageFact, ImageUser, Target};
+        let container = |name: &str, got, image_user, fallback| ContainerIdentity {
+            target: Target::container(ContainerKind::Containers, name),
+            image: format!("{name}:1"),
+            got,
+            image_user,
+            fallback,
+        };
+        let mut identity = Identity {
+            choice: IdentityChoice::UserNamespace,
+            reason: IdentityReason::Images,
+            uid: Some(65532),
+            containers: vec![
+                container(
+                    "a",
+                    ContainerChoice::ImageUser { uid: 1001, gid: None },
+                    ImageFact::Found(ImageUser::NonRoot { uid: 1001, gid: None }),
+                    None,
+                ),
+                container(
+                    "b",
+                    ContainerChoice::UserNamespace,
+                    ImageFact::Found(ImageUser::Root),
+                    None,
+                ),
+                container(
+                    "c",
+                    ContainerChoice::UserNamespace,
+                    ImageFact::Found(ImageUser::Root),
+                    None,
+                ),
+                container(
+                    "d",
+                    ContainerChoice::UserNamespace,
+                    ImageFact::NotLookedUp,
+                    Some(IdentityMode::Uid),
+                ),
+            ],
+        };
+        assert_eq!(identity_cell(Some(&identity)), "auto: image, userns, userns (fallback)");
+        identity.choice = IdentityChoice::Uid;
+        identity.reason = IdentityReason::HostNetwork;
+        identity.containers.truncate(1);
+        identity.containers.push(container(
+            "b",
+            ContainerChoice::Uid,
+            ImageFact::Found(ImageUser::Root),
+            None,
+        ));
+        assert_eq!(identity_cell(Some(&identity)), "auto: image, uid (hostNetwork)");
+    }
+
+    #[test]
     fn owned_objects_are_covered_by_their_owner() {
         assert!(is_scanned(&pod("a", "bare", None)));
         assert!(!is_scanned(&pod("a", "of-rs", Some("ReplicaSet"))));

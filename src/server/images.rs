@@ -15,7 +15,7 @@ use crate::cluster::namespaces::NamespaceCache;
 use crate::cluster::pull_secrets::PullSecrets;
 use crate::config::Config;
 use crate::engine::baseline::IdentityMode;
-use crate::engine::ImageFacts;
+use crate::engine::{self, ImageFacts, Policy, Scope};
 use crate::images::credentials::Credentials;
 use crate::images::Resolver;
 use crate::policy::namespace::effective;
@@ -102,23 +102,30 @@ impl ImageService {
             return ImageFacts::default();
         }
         let namespace = req.namespace.clone().unwrap_or_default();
-        let identity = match namespaces.and_then(|cache| cache.get(&namespace)) {
-            Some(ns) => effective(config, &ns).config.baseline.identity,
-            None => config.baseline.identity,
-        };
-        if identity != IdentityMode::Auto {
+        let ns = namespaces.and_then(|cache| cache.get(&namespace));
+        let eff = ns.as_ref().map(|ns| effective(config, ns));
+        if eff.as_ref().is_some_and(|e| e.off) {
             return ImageFacts::default();
         }
-        let Some(Ok(spec)) = req.object.as_ref().and_then(|o| o.pod_spec()) else {
+        let config = eff.as_ref().map_or(config, |e| &*e.config);
+        if config.baseline.identity != IdentityMode::Auto {
+            return ImageFacts::default();
+        }
+        let Some(object) = req.object.as_ref() else {
             return ImageFacts::default();
         };
-        let images: Vec<String> = spec
-            .containers
-            .iter()
-            .filter_map(|c| c.image.clone())
-            .chain(spec.init_containers.iter().flatten().filter_map(|c| c.image.clone()))
-            .filter(|i| !i.is_empty())
-            .collect();
+        let Some(Ok(spec)) = object.pod_spec() else {
+            return ImageFacts::default();
+        };
+        // Only the images the engine will read: not those of containers
+        // that state their own identity, nor of a pod it leaves alone.
+        let empty = ImageFacts::default();
+        let policy = Policy {
+            baseline: &config.baseline,
+            allow_opt_out: config.allow_pod_opt_out,
+            images: &empty,
+        };
+        let images = engine::images_to_look_up(&object.metadata, &spec, &Scope::Pod, policy);
         if images.is_empty() {
             return ImageFacts::default();
         }

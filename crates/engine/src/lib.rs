@@ -89,10 +89,15 @@ pub struct Hardening {
     pub opt_out_honoured: bool,
 }
 
-/// Harden one pod spec (of a Pod or of a workload's pod template).
-pub fn harden(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Policy) -> Result<Hardening, EngineError> {
+/// The rules' view of one request: which containers, which opt-outs.
+fn request<'a>(
+    metadata: &'a ObjectMeta,
+    spec: &'a PodSpec,
+    scope: &Scope,
+    policy: Policy<'a>,
+    opt_out: &'a OptOut,
+) -> rules::Ctx<'a> {
     let annotations = Annotations(metadata.annotations.as_ref());
-    let opt_out = annotations.opt_out();
     let honoured = policy.allow_opt_out && !opt_out.is_empty();
     let in_scope: Vec<Slot> = containers::all(spec)
         .filter(|(slot, c)| match scope {
@@ -104,7 +109,7 @@ pub fn harden(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Poli
         .map(|(slot, _)| slot)
         .collect();
     let opted_out: &[Field] = if honoured { &opt_out.fields } else { &[] };
-    let ctx = rules::Ctx {
+    rules::Ctx {
         orig: spec,
         annotations,
         baseline: policy.baseline,
@@ -112,7 +117,32 @@ pub fn harden(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Poli
         opted_out,
         in_scope,
         pod_level: *scope == Scope::Pod,
-    };
+    }
+}
+
+/// The images whose user `identity: auto` would decide from, for a resolver
+/// to look up before [`harden`]: the images of the containers in scope that
+/// state no identity of their own, sorted, each once. Empty in the other
+/// modes and for pods the engine leaves alone, so nothing else is looked up.
+pub fn images_to_look_up(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Policy) -> Vec<String> {
+    if policy.baseline.identity != baseline::IdentityMode::Auto {
+        return Vec::new();
+    }
+    let opt_out = Annotations(metadata.annotations.as_ref()).opt_out();
+    let ctx = request(metadata, spec, scope, policy, &opt_out);
+    let honoured = policy.allow_opt_out && opt_out.whole_pod;
+    if honoured || rules::untouched(&ctx).is_some() {
+        return Vec::new();
+    }
+    rules::images_to_look_up(&ctx)
+}
+
+/// Harden one pod spec (of a Pod or of a workload's pod template).
+pub fn harden(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Policy) -> Result<Hardening, EngineError> {
+    let annotations = Annotations(metadata.annotations.as_ref());
+    let opt_out = annotations.opt_out();
+    let honoured = policy.allow_opt_out && !opt_out.is_empty();
+    let ctx = request(metadata, spec, scope, policy, &opt_out);
 
     let mut report = Report::default();
     let untouched = rules::untouched(&ctx).or((honoured && opt_out.whole_pod).then_some(Untouched::OptedOut));

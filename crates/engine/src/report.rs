@@ -354,13 +354,14 @@ impl ContainerIdentity {
         let what = match (self.got, pod.uid) {
             (ContainerChoice::ImageUser { uid, gid: None }, _) => format!("uid {uid} from its image"),
             (ContainerChoice::ImageUser { uid, gid: Some(gid) }, _) => format!("uid {uid}, gid {gid} from its image"),
-            (ContainerChoice::UserNamespace, _) => "no uid, the pod's user namespace".to_string(),
+            (ContainerChoice::UserNamespace, _) => "user namespace, no uid".to_string(),
             (ContainerChoice::Uid, Some(uid)) => format!("uid {uid}"),
             (ContainerChoice::Uid, None) => "runAsNonRoot".to_string(),
         };
-        let fallback = match self.fallback {
-            Some(mode) => format!(" (identityFallback: {})", mode.as_str()),
-            None => String::new(),
+        // Named where it decided: a `uid` fallback in the pod's user namespace did not.
+        let fallback = match (self.fallback, self.got) {
+            (Some(IdentityMode::Uid), ContainerChoice::UserNamespace) | (None, _) => String::new(),
+            (Some(mode), _) => format!(" (identityFallback: {})", mode.as_str()),
         };
         let fact = match &self.image_user {
             ImageFact::Found(ImageUser::NonRoot { .. }) => String::new(),

@@ -99,6 +99,11 @@ fn windows_options(spec: &PodSpec) -> impl Iterator<Item = &WindowsSecurityConte
         .chain(containers::all(spec).filter_map(|(_, c)| c.security_context().and_then(|s| s.windows_options.as_ref())))
 }
 
+/// The images `identity: auto` decides from (`identity.rs`).
+pub(crate) fn images_to_look_up(ctx: &Ctx) -> Vec<String> {
+    identity::images_to_look_up(ctx)
+}
+
 pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
     let b = ctx.baseline;
     for &field in ctx.opted_out {

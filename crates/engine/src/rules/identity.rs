@@ -28,12 +28,13 @@
 //!    not state `hostUsers`, it is not an update (`hostUsers` is immutable),
 //!    it did not opt out, and the API server allows it (`refuses_user_namespace`).
 //!    A pod that states `hostUsers: false` already runs in one.
-//! 4. In a pod with a user namespace only the containers that get their
-//!    image's numeric user get identity fields; the rest get none (the user
-//!    namespace keeps them off the host's root, and Pod Security
-//!    `restricted` accepts any user in it). In a pod without one, a
-//!    container that wanted one gets the baseline's uid, and the report says
-//!    why it could not have one.
+//! 4. `userns` and `auto`: in a pod with a user namespace only the
+//!    containers that get their image's numeric user get identity fields;
+//!    the rest get none (the user namespace keeps them off the host's root,
+//!    and Pod Security `restricted` accepts any user in it). In a pod
+//!    without one, a container that wanted one gets the baseline's uid, and
+//!    the report says why it could not have one. (`uid` adds its uid also
+//!    beside a pod's own `hostUsers: false`.)
 
 use super::{container_sc_mut, enabled, pod_sc, Ctx};
 use crate::baseline::{Baseline, IdentityMode};
@@ -262,6 +263,20 @@ fn needing_identity(ctx: &Ctx) -> Vec<Slot> {
         .collect()
 }
 
+/// The images of the containers that need an identity, sorted, each once:
+/// what `auto` reads (the rest is never looked at).
+pub(super) fn images_to_look_up(ctx: &Ctx) -> Vec<String> {
+    let mut images: Vec<String> = needing_identity(ctx)
+        .into_iter()
+        .filter_map(|slot| containers::get(ctx.orig, slot))
+        .map(|c| c.image().to_string())
+        .filter(|i| !i.is_empty())
+        .collect();
+    images.sort();
+    images.dedup();
+    images
+}
+
 /// Whether a container explicitly runs as root and, by the configuration,
 /// wants a user namespace for it.
 fn explicit_root_wants_user_namespace(ctx: &Ctx) -> bool {
@@ -381,7 +396,8 @@ fn decide_auto(ctx: &Ctx) -> Decision {
         .into_iter()
         .map(|slot| {
             let image = containers::get(ctx.orig, slot).map_or("", |c| c.image());
-            let fact = match ctx.images.get(image) {
+            // No image (the API server refuses that on a Pod): nothing to look up.
+            let fact = match ctx.images.get(image).filter(|_| !image.is_empty()) {
                 None => ImageFact::NotLookedUp,
                 Some(ImageLookup::Found(user)) => ImageFact::Found(user.clone()),
                 Some(ImageLookup::Failed(why)) => ImageFact::LookupFailed(why.clone()),

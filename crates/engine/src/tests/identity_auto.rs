@@ -77,7 +77,7 @@ fn c(i: usize, sc: &str) -> String {
     &[HOST_USERS.to_string(), POD_SC.to_string(), c(0, NO_IDS)],
     &[
         "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
-        r#"identity: container "db": no uid, the pod's user namespace: its image runs as root"#,
+        r#"identity: container "db": user namespace, no uid: its image runs as root"#,
     ],
 )]
 #[case::root_image_beside_host_network_gets_the_baseline_uid(
@@ -118,7 +118,7 @@ fn c(i: usize, sc: &str) -> String {
     &[HOST_USERS.to_string(), POD_SC.to_string(), c(0, NO_IDS)],
     &[
         "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
-        r#"identity: container "app": no uid, the pod's user namespace (identityFallback: userns): its image could not be looked up: registry.example.com: timed out after 2s"#,
+        r#"identity: container "app": user namespace, no uid (identityFallback: userns): its image could not be looked up: registry.example.com: timed out after 2s"#,
     ],
 )]
 #[case::userns_fallback_beside_host_pid_gets_the_baseline_uid(
@@ -136,7 +136,7 @@ fn c(i: usize, sc: &str) -> String {
     &[
         "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
         r#"identity: container "app": uid 1001 from its image"#,
-        r#"identity: container "db": no uid, the pod's user namespace: its image runs as root"#,
+        r#"identity: container "db": user namespace, no uid: its image runs as root"#,
     ],
 )]
 #[case::named_beside_root_needs_no_uid_in_the_user_namespace(
@@ -146,8 +146,8 @@ fn c(i: usize, sc: &str) -> String {
     &[HOST_USERS.to_string(), POD_SC.to_string(), c(0, NO_IDS), c(1, NO_IDS)],
     &[
         "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
-        r#"identity: container "web": no uid, the pod's user namespace: its image names its user "nginx""#,
-        r#"identity: container "db": no uid, the pod's user namespace: its image runs as root"#,
+        r#"identity: container "web": user namespace, no uid: its image names its user "nginx""#,
+        r#"identity: container "db": user namespace, no uid: its image runs as root"#,
     ],
 )]
 #[case::uid_fallback_beside_root_needs_no_uid_in_the_user_namespace(
@@ -162,8 +162,8 @@ fn c(i: usize, sc: &str) -> String {
     ],
     &[
         "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
-        r#"identity: init container "init": no uid, the pod's user namespace (identityFallback: uid): its image was not looked up"#,
-        r#"identity: container "db": no uid, the pod's user namespace: its image runs as root"#,
+        r#"identity: init container "init": user namespace, no uid: its image was not looked up"#,
+        r#"identity: container "db": user namespace, no uid: its image runs as root"#,
     ],
 )]
 #[case::explicit_root_gets_a_user_namespace_beside_an_image_uid(
@@ -201,7 +201,7 @@ fn c(i: usize, sc: &str) -> String {
     &[POD_SC.to_string(), c(0, NO_IDS), c(1, UID_1001)],
     &[
         "identity: user namespace (hostUsers: false) (the pod sets hostUsers itself)",
-        r#"identity: container "web": no uid, the pod's user namespace: its image names its user "nginx""#,
+        r#"identity: container "web": user namespace, no uid: its image names its user "nginx""#,
         r#"identity: container "app": uid 1001 from its image"#,
     ],
 )]
@@ -264,7 +264,7 @@ fn auto_identity(
 #[case::pod_in_a_user_namespace(
     "spec: {hostUsers: false, containers: [{name: app, image: app:1}], ephemeralContainers: [{name: debug, image: busybox}]}",
     &[r#"/ephemeralContainers/0/securityContext = {"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"seccompProfile":{"type":"RuntimeDefault"}}"#.to_string()],
-    r#"identity: ephemeral container "debug": no uid, the pod's user namespace: its image runs as root"#,
+    r#"identity: ephemeral container "debug": user namespace, no uid: its image runs as root"#,
 )]
 fn auto_on_ephemeral_update(#[case] pod: &str, #[case] expected_ops: &[String], #[case] expected_line: &str) {
     let images = facts(&[("busybox", Some("")), ("app:1", Some("1001"))]);
@@ -299,4 +299,53 @@ fn auto_pods_pass_restricted() {
     assert_eq!(remaining(&h), Vec::<String>::new());
     let h = harden_with_images(pod, &auto(), Scope::Pod, true, &ImageFacts::default());
     assert_eq!(remaining(&h), Vec::<String>::new());
+}
+
+/// What a resolver is asked to look up: only the images `auto` reads.
+#[rstest]
+#[case::containers_without_identity_each_image_once(
+    "spec: {initContainers: [{name: i, image: b:1}], containers: [{name: a, image: a:1}, {name: a2, image: a:1}, {name: pinned, image: p:1, securityContext: {runAsUser: 1000}}, {name: agent, image: g:1, securityContext: {privileged: true}}]}",
+    auto(),
+    Scope::Pod,
+    &["a:1", "b:1"],
+)]
+#[case::other_modes_look_nothing_up("spec: {containers: [{name: a, image: a:1}]}", Baseline::default(), Scope::Pod, &[])]
+#[case::pod_level_identity_decides_for_all(
+    "spec: {securityContext: {runAsNonRoot: true}, containers: [{name: a, image: a:1}]}",
+    auto(),
+    Scope::Pod,
+    &[]
+)]
+#[case::windows_pods_are_left_alone(
+    "spec: {os: {name: windows}, containers: [{name: a, image: a:1}]}",
+    auto(),
+    Scope::Pod,
+    &[]
+)]
+#[case::skipped_pods_are_left_alone(
+    "metadata: {annotations: {secure-defaults.io/skip: 'true'}}\nspec: {containers: [{name: a, image: a:1}]}",
+    auto(),
+    Scope::Pod,
+    &[]
+)]
+#[case::ephemeral_update_only_the_new_container(
+    "spec: {containers: [{name: a, image: a:1}], ephemeralContainers: [{name: debug, image: busybox}]}",
+    auto(),
+    Scope::EphemeralContainers(vec!["debug".into()]),
+    &["busybox"]
+)]
+fn images_to_look_up_are_those_auto_reads(
+    #[case] pod: &str,
+    #[case] baseline: Baseline,
+    #[case] scope: Scope,
+    #[case] expected: &[&str],
+) {
+    let pod: Pod = serde_yaml::from_str(pod).unwrap();
+    let policy = Policy {
+        baseline: &baseline,
+        allow_opt_out: true,
+        images: &ImageFacts::default(),
+    };
+    let images = crate::images_to_look_up(&pod.metadata, pod.spec.as_ref().unwrap(), &scope, policy);
+    assert_eq!(images, expected);
 }
