@@ -249,7 +249,7 @@ async fn registry_down_is_a_failure() {
 async fn slow_registry_times_out_within_the_budget_and_fills_nothing_late() {
     let reg = Registry::start().await;
     let resolver = Resolver::new(settings(&reg)).unwrap();
-    let budget = Duration::from_millis(300);
+    let budget = Duration::from_millis(1000);
     let started = Instant::now();
     let looked = resolver
         .lookup_all(
@@ -259,7 +259,7 @@ async fn slow_registry_times_out_within_the_budget_and_fills_nothing_late() {
         )
         .await;
     let elapsed = started.elapsed();
-    assert!(elapsed < budget + Duration::from_millis(200), "{elapsed:?}");
+    assert!(elapsed < budget + Duration::from_millis(500), "{elapsed:?}");
     let slow = looked.iter().find(|l| l.image.contains("/slow")).unwrap();
     assert_eq!(
         failure(slow),
@@ -343,14 +343,14 @@ mod webhook {
     #[actix_web::test]
     async fn slow_registry_admission_answers_within_the_budget() {
         let reg = Registry::start().await;
-        let state = state(&reg, IdentityMode::Auto, Duration::from_millis(400));
+        let state = state(&reg, IdentityMode::Auto, Duration::from_millis(1500));
         let (response, elapsed) = post(&state, review("CREATE", &[reg.image("slow"), reg.image("app")])).await;
         assert_eq!(response["allowed"], true, "{response}");
-        assert!(elapsed < Duration::from_millis(400 + 300), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(1500 + 500), "{elapsed:?}");
         let warnings = response["warnings"].to_string();
         assert!(
             warnings.contains(&format!(
-                "could not be looked up: 127.0.0.1:{}: timed out after 400ms",
+                "could not be looked up: 127.0.0.1:{}: timed out after 1500ms",
                 reg.port
             )),
             "{warnings}"
@@ -391,6 +391,11 @@ mod webhook {
         post(&uid, review("CREATE", &[reg.image("app")])).await;
         let auto = state(&reg, IdentityMode::Auto, Duration::from_secs(2));
         post(&auto, review("UPDATE", &[reg.image("app")])).await;
+        // A container that states its own user: its image is not needed.
+        let mut own = serde_json::from_slice::<Value>(&review("CREATE", &[reg.image("app")])).unwrap();
+        own["request"]["object"]["spec"]["containers"][0]["securityContext"] = json!({"runAsUser": 1234});
+        let (response, _) = post(&auto, own.to_string().into_bytes()).await;
+        assert_eq!(response["allowed"], true);
         assert_eq!(reg.count(), 0, "{:?}", reg.requests.lock().unwrap());
         post(&auto, review("CREATE", &[reg.image("app")])).await;
         post(&auto, review("CREATE", &[reg.image("app")])).await;
