@@ -2,22 +2,20 @@
 //! Pod, new ephemeral containers, a workload), the engine call, and the
 //! decision under the configured mode and deny list.
 
-use super::encode::{added_list, cut, finish_unreadable, join_violations, keys, would_add, MAX_VALUE, PREFIX};
+use super::encode::{deny, finish_unreadable, Answer};
 use super::outcome::{problem, Decision, Outcome, Problem, Reviewed};
 use super::parse::{without_position, Object, Request, Unreadable};
 use super::previews::preview;
 use crate::config::{Config, Mode};
-use crate::engine::annotations::{SKIP, SKIP_FIELDS};
 use crate::engine::manifest::into_prefixed;
 use crate::engine::report::{ContainerKind, Target};
-use crate::engine::{self, Field, Hardening, ImageFacts, Policy, Scope, Violation};
-use crate::policy::messages;
+use crate::engine::{self, Hardening, ImageFacts, Policy, Scope, Violation};
 use jsonptr::PointerBuf;
 use kube::core::admission::{AdmissionResponse, Operation};
-use kube::core::response::StatusSummary;
 use std::collections::BTreeSet;
 
-/// Answer a review whose request could not be read ([`Parsed::Unreadable`]):
+/// Answer a review whose request could not be read
+/// ([`Parsed::Unreadable`](super::Parsed::Unreadable)):
 /// allowed, untouched, with a warning saying why.
 pub fn unreadable(request: &Unreadable, config: &Config) -> Reviewed {
     let mut response = AdmissionResponse::invalid("");
@@ -226,54 +224,7 @@ fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardene
         Decision::Unchanged
     };
 
-    let mut lines = Vec::new();
-    if audit && !denied.is_empty() {
-        lines.push(format!(
-            "audit mode: this pod would be denied: {}",
-            join_violations(&denied)
-        ));
-    }
-    let opt_out = &hardening.opt_out;
-    if !opt_out.is_empty() && !hardening.opt_out_honoured {
-        lines.push(format!(
-            "{SKIP} and {SKIP_FIELDS} ignored: this cluster does not allow pods to opt out"
-        ));
-    }
-    if !opt_out.unknown.is_empty() {
-        let known: Vec<&str> = Field::ALL.iter().map(|f| f.as_str()).collect();
-        lines.push(format!(
-            "unknown field names in {SKIP_FIELDS} ignored: {} (known: {})",
-            opt_out.unknown.join(", "),
-            known.join(", ")
-        ));
-    }
-    if audit {
-        lines.extend(would_add(&report));
-    }
-    let mut warnings: Vec<String> = lines.into_iter().map(|l| format!("{PREFIX}{l}")).collect();
-    warnings.extend(messages::warnings(&report));
-    let warnings = messages::bound(warnings);
-
-    let mut annotations = vec![(keys::MODE, config.mode.as_str().to_string())];
     let added_now = decision == Decision::Patched || (audit && !report.added.is_empty());
-    if added_now {
-        let key = if audit { keys::WOULD_ADD } else { keys::ADDED };
-        annotations.push((key, added_list(&report)));
-    }
-    if !denied.is_empty() {
-        let checks: BTreeSet<&str> = denied.iter().map(|v| v.check.as_str()).collect();
-        let key = if audit { keys::WOULD_DENY } else { keys::DENIED };
-        annotations.push((key, checks.into_iter().collect::<Vec<_>>().join(",")));
-    }
-    if !opt_out.is_empty() {
-        let value = if hardening.opt_out_honoured {
-            "honoured"
-        } else {
-            "ignored"
-        };
-        annotations.push((keys::OPT_OUT, value.to_string()));
-    }
-
     let base = AdmissionResponse::from(req);
     let mut outcome = Outcome {
         decision,
@@ -284,19 +235,7 @@ fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardene
         ..outcome
     };
     let mut response = match (decision, audit) {
-        (Decision::Denied, false) => {
-            let mut r = base.deny(cut(
-                format!(
-                    "violates Pod Security \"restricted\" checks this cluster denies: {}",
-                    join_violations(&denied)
-                ),
-                MAX_VALUE,
-            ));
-            r.result.status = Some(StatusSummary::Failure);
-            r.result.code = 403;
-            r.result.reason = "Forbidden".into();
-            r
-        }
+        (Decision::Denied, false) => deny(base, &denied),
         (Decision::Patched, false) => {
             let patch = into_prefixed(&PointerBuf::from_tokens(["spec"]), hardening.ops);
             match base.clone().with_patch(patch) {
@@ -317,11 +256,15 @@ fn decide(req: &Request, config: &Config, Hardened { scope, hardening }: Hardene
         }
         _ => base,
     };
-    response.warnings = (!warnings.is_empty()).then_some(warnings);
-    response.audit_annotations = annotations
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), cut(v, MAX_VALUE)))
-        .collect();
+    Answer {
+        mode: config.mode,
+        report: &report,
+        denied: &denied,
+        opt_out: &hardening.opt_out,
+        opt_out_honoured: hardening.opt_out_honoured,
+        added_now,
+    }
+    .write(&mut response);
     Reviewed { response, outcome }
 }
 

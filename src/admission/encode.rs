@@ -2,12 +2,15 @@
 //! annotations, and the review around it as bytes (the patch as base64).
 
 use super::outcome::{problem, Decision, Outcome, Problem, Reviewed};
-use crate::config::Config;
+use crate::config::{Config, Mode};
+use crate::engine::annotations::{SKIP, SKIP_FIELDS};
 use crate::engine::report::{ContainerKind, Target};
-use crate::engine::{Report, Violation};
+use crate::engine::{Field, OptOut, Report, Violation};
 use crate::policy::messages;
 use kube::core::admission::AdmissionResponse;
+use kube::core::response::StatusSummary;
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 /// Audit annotation keys. The API server prefixes them with the webhook's
 /// name, so each must be a valid qualified name of at most 63 characters.
@@ -22,10 +25,10 @@ pub mod keys {
     pub const ALL: [&str; 7] = [MODE, ADDED, WOULD_ADD, DENIED, WOULD_DENY, OPT_OUT, ERROR];
 }
 
-pub(super) const PREFIX: &str = "secure-defaults: ";
+const PREFIX: &str = "secure-defaults: ";
 /// Audit annotation values and the deny message are cut here: the audit log
 /// and `kubectl` output stay readable, and the warnings carry the rest.
-pub(super) const MAX_VALUE: usize = 2048;
+const MAX_VALUE: usize = 2048;
 
 /// The body of the answer: the AdmissionReview around `response`, with the
 /// patch as base64, the encoding of Go's `[]byte` that the API server
@@ -87,6 +90,97 @@ pub fn encode(mut response: AdmissionResponse) -> serde_json::Result<Vec<u8>> {
     Ok(body)
 }
 
+/// What a hardened pod's answer says besides its patch or denial: warnings
+/// and audit annotations, worded for enforce or audit mode.
+pub(super) struct Answer<'a> {
+    pub mode: Mode,
+    pub report: &'a Report,
+    /// The checks of `report.remaining` on the deny list.
+    pub denied: &'a [&'a Violation],
+    pub opt_out: &'a OptOut,
+    pub opt_out_honoured: bool,
+    /// Fields are added (a patch in enforce mode) or would be (audit mode).
+    pub added_now: bool,
+}
+
+impl Answer<'_> {
+    /// Set the response's warnings and audit annotations.
+    pub(super) fn write(&self, response: &mut AdmissionResponse) {
+        let warnings = self.warnings();
+        response.warnings = (!warnings.is_empty()).then_some(warnings);
+        response.audit_annotations = self
+            .annotations()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), cut(v, MAX_VALUE)))
+            .collect();
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let (audit, report, denied, opt_out) = (self.mode == Mode::Audit, self.report, self.denied, self.opt_out);
+        let mut lines = Vec::new();
+        if audit && !denied.is_empty() {
+            lines.push(format!(
+                "audit mode: this pod would be denied: {}",
+                join_violations(denied)
+            ));
+        }
+        if !opt_out.is_empty() && !self.opt_out_honoured {
+            lines.push(format!(
+                "{SKIP} and {SKIP_FIELDS} ignored: this cluster does not allow pods to opt out"
+            ));
+        }
+        if !opt_out.unknown.is_empty() {
+            let known: Vec<&str> = Field::ALL.iter().map(|f| f.as_str()).collect();
+            lines.push(format!(
+                "unknown field names in {SKIP_FIELDS} ignored: {} (known: {})",
+                opt_out.unknown.join(", "),
+                known.join(", ")
+            ));
+        }
+        if audit {
+            lines.extend(would_add(report));
+        }
+        let mut warnings: Vec<String> = lines.into_iter().map(|l| format!("{PREFIX}{l}")).collect();
+        warnings.extend(messages::warnings(report));
+        messages::bound(warnings)
+    }
+
+    fn annotations(&self) -> Vec<(&'static str, String)> {
+        let audit = self.mode == Mode::Audit;
+        let mut annotations = vec![(keys::MODE, self.mode.as_str().to_string())];
+        if self.added_now {
+            let key = if audit { keys::WOULD_ADD } else { keys::ADDED };
+            annotations.push((key, added_list(self.report)));
+        }
+        if !self.denied.is_empty() {
+            let checks: BTreeSet<&str> = self.denied.iter().map(|v| v.check.as_str()).collect();
+            let key = if audit { keys::WOULD_DENY } else { keys::DENIED };
+            annotations.push((key, checks.into_iter().collect::<Vec<_>>().join(",")));
+        }
+        if !self.opt_out.is_empty() {
+            let value = if self.opt_out_honoured { "honoured" } else { "ignored" };
+            annotations.push((keys::OPT_OUT, value.to_string()));
+        }
+        annotations
+    }
+}
+
+/// The denial of a pod that fails checks on the deny list: 403 Forbidden,
+/// naming them.
+pub(super) fn deny(base: AdmissionResponse, denied: &[&Violation]) -> AdmissionResponse {
+    let mut r = base.deny(cut(
+        format!(
+            "violates Pod Security \"restricted\" checks this cluster denies: {}",
+            join_violations(denied)
+        ),
+        MAX_VALUE,
+    ));
+    r.result.status = Some(StatusSummary::Failure);
+    r.result.code = 403;
+    r.result.reason = "Forbidden".into();
+    r
+}
+
 /// An allowed, unpatched answer with a warning saying why the pod was not
 /// hardened. The API server has decoded the object already, so one this
 /// webhook cannot read means version skew, not an attack; refusing it would
@@ -123,7 +217,7 @@ pub(super) fn finish_unreadable(
     Reviewed { response, outcome }
 }
 
-pub(super) fn join_violations(violations: &[&Violation]) -> String {
+fn join_violations(violations: &[&Violation]) -> String {
     violations
         .iter()
         .map(ToString::to_string)
@@ -133,7 +227,7 @@ pub(super) fn join_violations(violations: &[&Violation]) -> String {
 
 /// `pod.runAsNonRoot,container/app.allowPrivilegeEscalation,...`, written
 /// into one string (a review adds a dozen or more).
-pub(super) fn added_list(report: &Report) -> String {
+fn added_list(report: &Report) -> String {
     let mut list = String::with_capacity(report.added.len() * 40);
     for (i, a) in report.added.iter().enumerate() {
         if i > 0 {
@@ -157,7 +251,7 @@ pub(super) fn added_list(report: &Report) -> String {
 }
 
 /// One warning per target: `audit mode: would add to container "app": allowPrivilegeEscalation, capabilities`.
-pub(super) fn would_add(report: &Report) -> Vec<String> {
+fn would_add(report: &Report) -> Vec<String> {
     let mut by_target: Vec<(&Target, Vec<&str>)> = Vec::new();
     for a in &report.added {
         match by_target.iter_mut().find(|(t, _)| *t == &a.target) {
@@ -171,7 +265,7 @@ pub(super) fn would_add(report: &Report) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn cut(mut s: String, max: usize) -> String {
+fn cut(mut s: String, max: usize) -> String {
     if s.len() <= max {
         return s;
     }
