@@ -1,12 +1,12 @@
 //! A review in its namespace: the namespace policy (`policy::namespace`)
 //! applied around [`admission::review`].
 
-use crate::admission::{self, Decision, Outcome, Request, Reviewed};
+use crate::admission::{self, Outcome, Request, Reviewed};
 use crate::config::{Config, Mode};
 use crate::engine::ImageFacts;
 use crate::policy::messages;
 use crate::policy::namespace::{effective, NamespaceInfo, AUDIT_KEY, MODE};
-use kube::core::admission::{AdmissionResponse, Operation};
+use kube::core::admission::AdmissionResponse;
 
 /// Answer one request in its namespace: [`admission::review`] on the
 /// effective configuration, the namespace's warnings added to the response
@@ -49,23 +49,9 @@ pub fn review_with(req: &Request, config: &Config, ns: Option<&NamespaceInfo>, i
 }
 
 fn skipped(req: &Request, mode: Mode) -> Outcome {
+    // `req.name` as sent (empty for a generateName pod), unlike `Outcome::of`.
     Outcome {
-        decision: Decision::Skipped,
-        mode,
-        uid: req.uid.clone(),
-        namespace: req.namespace.clone().unwrap_or_default(),
         name: req.name.clone(),
-        operation: match req.operation {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-            Operation::Connect => "CONNECT",
-        },
-        dry_run: req.dry_run,
-        added: Vec::new(),
-        kept: Vec::new(),
-        remaining: Vec::new(),
-        denied: Vec::new(),
-        problem: None,
+        ..Outcome::of(req, mode)
     }
 }

@@ -1,8 +1,9 @@
 //! The image lookup's credentials from a real API server: a pod's
 //! `imagePullSecrets` and its service account's, by Secret type.
 //!
-//! Needs a control plane (the e2e suite's real kube-apiserver and etcd):
-//! `e2e/controlplane/with-controlplane.sh cargo test --test pull_secrets_cluster -- --include-ignored`.
+//! Needs only the control plane, not the node or the webhook: with
+//! `e2e/run.sh`'s exports, `SD_NODE=0 e2e/controlplane/with-controlplane.sh
+//! cargo test -p secure-defaults-e2e --test pull_secrets`.
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{LocalObjectReference, Namespace, Secret, ServiceAccount};
@@ -10,6 +11,7 @@ use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::Api;
 use secure_defaults::cluster::pull_secrets::PullSecrets;
+use secure_defaults_e2e::{client, namespace};
 
 fn docker_config(host: &str, user: &str) -> ByteString {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
@@ -29,19 +31,9 @@ fn secret(name: &str, type_: &str, key: &str, data: ByteString) -> Secret {
 }
 
 #[tokio::test]
-#[ignore = "needs a control plane: e2e/controlplane/with-controlplane.sh cargo test --test pull_secrets_cluster -- --include-ignored"]
-async fn pod_and_service_account_pull_secrets() {
-    let client = kube::Client::try_default().await.expect("KUBECONFIG");
-    let ns = format!("pull-secrets-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let object = Namespace {
-        metadata: ObjectMeta {
-            name: Some(ns.clone()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    namespaces.create(&PostParams::default(), &object).await.unwrap();
+async fn pod_and_service_account_pull_secrets() -> anyhow::Result<()> {
+    let client = client().await;
+    let ns = namespace(&client, "pull-secrets", "privileged").await?;
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let pp = PostParams::default();
@@ -61,13 +53,12 @@ async fn pod_and_service_account_pull_secrets() {
             docker_config("opaque.example", "x"),
         ),
     ] {
-        secrets.create(&pp, &s).await.unwrap();
+        secrets.create(&pp, &s).await?;
     }
     let legacy = ByteString(br#"{"old.example": {"username": "old", "password": "pw"}}"#.to_vec());
     secrets
         .create(&pp, &secret("legacy", "kubernetes.io/dockercfg", ".dockercfg", legacy))
-        .await
-        .unwrap();
+        .await?;
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let sa = ServiceAccount {
         metadata: ObjectMeta {
@@ -81,7 +72,7 @@ async fn pod_and_service_account_pull_secrets() {
         ),
         ..ServiceAccount::default()
     };
-    accounts.create(&pp, &sa).await.unwrap();
+    accounts.create(&pp, &sa).await?;
 
     let pull = PullSecrets::new(client.clone());
     let names = ["pod-cred".to_string(), "opaque".to_string()];
@@ -97,5 +88,8 @@ async fn pod_and_service_account_pull_secrets() {
     assert!(creds.for_registry("reg.example:5000").is_some());
     assert!(creds.for_registry("sa.example").is_none());
 
-    namespaces.delete(&ns, &DeleteParams::default()).await.unwrap();
+    Api::<Namespace>::all(client)
+        .delete(&ns, &DeleteParams::default())
+        .await?;
+    Ok(())
 }
