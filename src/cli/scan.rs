@@ -4,7 +4,9 @@
 //! Lists are paginated (`--chunk-size`, `cluster::listers`) and each page is
 //! reduced to its assessments before the next is fetched, so a cluster of
 //! thousands of pods is never held in memory at once. Read-only: list and
-//! get, nothing else.
+//! get, nothing else. No registry is contacted unless `--resolve-images`,
+//! which lists the workloads twice: once for their images, then to assess
+//! them with the answers.
 
 use crate::cluster::listers;
 use crate::cluster::pull_secrets::PullSecrets;
