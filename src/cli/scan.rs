@@ -171,6 +171,15 @@ async fn scan(args: &ScanArgs, config: &Config) -> Result<scan::Report> {
                 Ok(())
             })
             .await?;
+        if !args.quiet {
+            let images: BTreeSet<&str> = wanted.iter().flat_map(|p| &p.images).map(String::as_str).collect();
+            eprintln!(
+                "scan: looking up {} image(s) of {} pod template(s) (at most {})",
+                images.len(),
+                wanted.len(),
+                args.resolve_timeout
+            );
+        }
         let (facts, lookups) = resolve(&client, config, wanted, args.resolve_timeout).await?;
         scanner.images(facts, lookups);
     }
