@@ -71,3 +71,13 @@ fn an_invalid_config_is_refused_before_connecting() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("invalid config"), "{}", stderr(&o));
 }
+
+#[test]
+fn resolve_timeout_needs_resolve_images_and_a_duration() {
+    let o = scan(&["--resolve-timeout", "10s"], &[]);
+    assert_eq!(o.status.code(), Some(2), "a usage error: {}", stderr(&o));
+    assert!(stderr(&o).contains("--resolve-images"), "{}", stderr(&o));
+    let o = scan(&["--resolve-images", "--resolve-timeout", "10"], &[]);
+    assert_eq!(o.status.code(), Some(2), "a usage error: {}", stderr(&o));
+    assert!(stderr(&o).contains("invalid duration"), "{}", stderr(&o));
+}

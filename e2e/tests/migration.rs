@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+#[path = "../../tests/registry/oci.rs"]
+mod registry;
+
 fn migration_workloads() -> Result<Vec<Value>> {
     let text = std::fs::read_to_string(Env::get().repo.join("e2e/testdata/migration.yaml"))?;
     serde_yaml::Deserializer::from_str(&text)
@@ -406,5 +409,137 @@ async fn mutate_reads_and_writes_yaml_as_kubectl_does() -> Result<()> {
         json["spec"]["template"]["spec"]["containers"][1]["securityContext"]["runAsNonRoot"] == true,
         "not hardened: {json:#}"
     );
+    Ok(())
+}
+
+/// The IDENTITY cell of `kind/name` in a scan table.
+fn identity_cell(table: &str, workload: &str) -> Option<String> {
+    let header = table.lines().find(|l| l.trim_start().starts_with("WORKLOAD "))?;
+    let column = header.find("IDENTITY")?;
+    let end = header.find("KEPT")?;
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{workload} ")))?;
+    Some(row.get(column..end)?.trim().to_string())
+}
+
+/// `scan --resolve-images` on a real API server: the pull secrets of the
+/// template's service account are read from the cluster and the image is
+/// looked up (a registry on loopback that wants them), so IDENTITY shows
+/// what the webhook would decide; a template whose pods have no credentials
+/// falls back and is named. Without the flag no request reaches the registry.
+// Multi-threaded: the registry answers while the test waits on `scan`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_resolves_images_with_the_pods_pull_secrets_only_when_asked() -> Result<()> {
+    let client = client().await;
+    let reg = registry::Registry::start_with(registry::Auth::Basic, "127.0.0.1").await;
+    let ns = namespace(&client, "scanres", "privileged").await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let label = json!({"metadata": {"labels": {"secure-defaults.io/identity": "auto"}}});
+    namespaces
+        .patch(&ns, &PatchParams::default(), &Patch::Merge(&label))
+        .await?;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": registry::docker_config(&reg.host())}});
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder"},
+        "imagePullSecrets": [{"name": "regcred"}]});
+    let deployment = |name: &str, account: Option<&str>, image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                    "serviceAccountName": account, "containers": [{"name": "app", "image": image}]}}}})
+    };
+    for (resource, body) in [
+        ("secrets", secret),
+        ("serviceaccounts", account),
+        ("deployments", deployment("web", Some("builder"), &reg.image("app"))),
+        ("deployments", deployment("anon", None, &reg.image("named"))),
+    ] {
+        let a = create(&client, &ns, resource, &body, false).await?;
+        ensure!(a.ok(), "creating {resource}: {}", a.body);
+    }
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!("imageLookup: {{insecureRegistries: [\"{}\"]}}\n", reg.host()),
+    )?;
+    let config = config.to_str().context("config path")?;
+
+    let out = scan(&["-n", &ns, "--config", config, "--quiet"])?;
+    let table = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "scan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        reg.count() == 0,
+        "requests without --resolve-images: {:?}",
+        reg.requests.lock().unwrap()
+    );
+    for w in ["deployment/web", "deployment/anon"] {
+        ensure!(
+            identity_cell(&table, w).as_deref() == Some("auto: uid (fallback)"),
+            "{w}: {table}"
+        );
+    }
+    ensure!(
+        table.contains("2 container(s) got identityFallback because their images were not looked up"),
+        "{table}"
+    );
+
+    let out = scan(&[
+        "-n",
+        &ns,
+        "--config",
+        config,
+        "--quiet",
+        "--resolve-images",
+        "--resolve-timeout",
+        "20s",
+    ])?;
+    let table = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "scan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        identity_cell(&table, "deployment/web").as_deref() == Some("auto: image"),
+        "the builder account's pull secret was used: {table}"
+    );
+    ensure!(
+        identity_cell(&table, "deployment/anon").as_deref() == Some("auto: uid (fallback)"),
+        "no credentials for the default account: {table}"
+    );
+    ensure!(
+        table.contains("identity: auto: 2 images looked up, 1 failed"),
+        "{table}"
+    );
+    let failed = format!("  {}: failed: ", reg.image("named"));
+    ensure!(
+        table.lines().any(|l| l.starts_with(&failed) && l.contains("401")),
+        "the failure and why: {table}"
+    );
+
+    let out = scan(&[
+        "-n",
+        &ns,
+        "--config",
+        config,
+        "--quiet",
+        "--resolve-images",
+        "-o",
+        "json",
+    ])?;
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    ensure!(report["imageLookup"]["lookedUp"] == 2, "{report}");
+    ensure!(
+        report["imageLookup"]["failed"][reg.image("named")].is_string(),
+        "{report}"
+    );
+    namespaces.delete(&ns, &Default::default()).await?;
     Ok(())
 }

@@ -4,15 +4,24 @@
 //! Lists are paginated (`--chunk-size`, `cluster::listers`) and each page is
 //! reduced to its assessments before the next is fetched, so a cluster of
 //! thousands of pods is never held in memory at once. Read-only: list and
-//! get, nothing else.
+//! get, nothing else. No registry is contacted unless `--resolve-images`,
+//! which lists the workloads twice: once for their images, then to assess
+//! them with the answers.
 
 use crate::cluster::listers;
+use crate::cluster::pull_secrets::PullSecrets;
+use crate::config::image_lookup::Span;
 use crate::config::Config;
+use crate::images::batch::{self, Group};
+use crate::images::credentials::Credentials;
 use crate::policy::namespace::NamespaceInfo;
-use crate::policy::scan::{self, Scanner};
+use crate::policy::scan::{self, ImageLookups, PodImages, Scanner};
 use anyhow::{bail, Context, Result};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::Client;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -67,6 +76,17 @@ pub struct ScanArgs {
     /// No progress on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Under `identity: auto`, look up the workloads' images in their
+    /// registries as the webhook does (its `imageLookup` settings, and the
+    /// pull secrets of each pod and its service account), so IDENTITY shows
+    /// what the webhook decides. Without it, scan makes no registry request.
+    #[arg(long)]
+    pub resolve_images: bool,
+    /// The time all lookups of --resolve-images may take together; each
+    /// image also has `imageLookup.timeout`. What is not answered by then
+    /// gets `identityFallback` and is named in the output.
+    #[arg(long, default_value = "60s", value_name = "DURATION", requires = "resolve_images")]
+    pub resolve_timeout: Span,
 }
 
 /// Exit status when `--fail-on remaining` finds workloads that need changes.
@@ -135,33 +155,127 @@ async fn scan(args: &ScanArgs, config: &Config) -> Result<scan::Report> {
         }
     }
     let resources: Vec<_> = listers::workload_kinds().into_iter().chain(extra).collect();
-    for scope in &scopes {
-        let place = scope
-            .as_deref()
-            .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
-        for resource in &resources {
-            let api: Api<DynamicObject> = match scope {
-                Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-                None => Api::all_with(client.clone(), resource),
-            };
-            let mut params = ListParams::default().limit(args.chunk_size);
-            if let Some(selector) = &args.selector {
-                params = params.labels(selector);
-            }
-            let what = format!("{} in {place}", resource.plural);
-            listers::each_page(&api, params, &what, |page| {
-                for item in page {
-                    scanner.object(&listers::object(item, resource)?);
-                }
-                progress.count(&resource.plural, &place, page.len());
+    let lists = Lists {
+        client: &client,
+        args,
+        scopes: &scopes,
+        resources: &resources,
+    };
+    if args.resolve_images {
+        // A first pass for the images, so each is looked up once before any
+        // workload is assessed; pages are still dropped as they are read.
+        let mut wanted: Vec<PodImages> = Vec::new();
+        lists
+            .each(&mut progress, |object| {
+                wanted.extend(scanner.images_to_look_up(object));
                 Ok(())
             })
             .await?;
-            progress.done(&resource.plural, &place);
+        if !args.quiet {
+            let images: BTreeSet<&str> = wanted.iter().flat_map(|p| &p.images).map(String::as_str).collect();
+            eprintln!(
+                "scan: looking up {} image(s) of {} pod template(s) (at most {})",
+                images.len(),
+                wanted.len(),
+                args.resolve_timeout
+            );
         }
+        let (facts, lookups) = resolve(&client, config, wanted, args.resolve_timeout).await?;
+        scanner.images(facts, lookups);
     }
+    lists
+        .each(&mut progress, |object| {
+            scanner.object(object);
+            Ok(())
+        })
+        .await?;
     progress.finish();
     Ok(scanner.finish())
+}
+
+/// The workload lists of a scan.
+struct Lists<'a> {
+    client: &'a Client,
+    args: &'a ScanArgs,
+    scopes: &'a [Option<String>],
+    resources: &'a [ApiResource],
+}
+
+impl Lists<'_> {
+    /// Call `f` with every object listed, a page at a time.
+    async fn each(&self, progress: &mut Progress, mut f: impl FnMut(&Value) -> Result<()>) -> Result<()> {
+        for scope in self.scopes {
+            let place = scope
+                .as_deref()
+                .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
+            for resource in self.resources {
+                let api: Api<DynamicObject> = match scope {
+                    Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+                    None => Api::all_with(self.client.clone(), resource),
+                };
+                let mut params = ListParams::default().limit(self.args.chunk_size);
+                if let Some(selector) = &self.args.selector {
+                    params = params.labels(selector);
+                }
+                let what = format!("{} in {place}", resource.plural);
+                listers::each_page(&api, params, &what, |page| {
+                    for item in page {
+                        f(&listers::object(item, resource)?)?;
+                    }
+                    progress.count(&resource.plural, &place, page.len());
+                    Ok(())
+                })
+                .await?;
+                progress.done(&resource.plural, &place);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Look up the images of `wanted` as the webhook would: grouped by the
+/// credentials of their pods (read with the scan's client when
+/// `imageLookup.pullSecrets`), each group's images once.
+async fn resolve(
+    client: &Client,
+    config: &Config,
+    wanted: Vec<PodImages>,
+    overall: Span,
+) -> Result<(crate::engine::ImageFacts, ImageLookups)> {
+    let settings = &config.image_lookup;
+    // By namespace, service account and secret names: what credentials depend on.
+    let mut by_source: BTreeMap<(String, String, Vec<String>), BTreeSet<String>> = BTreeMap::new();
+    for pod in wanted {
+        let key = if settings.pull_secrets {
+            (pod.namespace, pod.service_account, pod.pull_secrets)
+        } else {
+            Default::default()
+        };
+        by_source.entry(key).or_default().extend(pod.images);
+    }
+    let secrets = PullSecrets::new(client.clone());
+    let mut groups = Vec::with_capacity(by_source.len());
+    let until = tokio::time::Instant::now() + overall.0;
+    for ((namespace, service_account, names), images) in by_source {
+        let credentials = if settings.pull_secrets {
+            // Bounded like the lookups: credentials not read in time are none.
+            tokio::time::timeout_at(until, secrets.credentials(&namespace, &service_account, &names))
+                .await
+                .unwrap_or_default()
+        } else {
+            Credentials::default()
+        };
+        groups.push(Group { credentials, images });
+    }
+    let left = until.saturating_duration_since(tokio::time::Instant::now());
+    let outcome = batch::lookup(settings, groups, left)
+        .await
+        .context("cannot start the image lookup")?;
+    let lookups = ImageLookups {
+        looked_up: outcome.looked_up,
+        failed: outcome.failed,
+    };
+    Ok((outcome.facts, lookups))
 }
 
 /// Counts on standard error: one updating line on a terminal, a line per

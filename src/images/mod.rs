@@ -31,6 +31,7 @@
 //! and the engine applies `baseline.identityFallback`. The requests
 //! themselves run on the lookup's own thread and fill the cache when they end.
 
+pub mod batch;
 pub mod cache;
 pub mod client;
 pub mod credentials;

@@ -8,7 +8,7 @@
 
 use crate::config::{Config, Mode};
 use crate::engine::manifest::{self, ManifestError};
-use crate::engine::{self, Added, Caution, Check, Identity, Kept, Policy, Scope, Untouched, Violation};
+use crate::engine::{self, Added, Caution, Check, Identity, ImageFacts, Kept, Policy, Scope, Untouched, Violation};
 use crate::policy::ModeInForce;
 use serde::Serialize;
 use serde_json::Value;
@@ -78,6 +78,17 @@ impl Assessment {
 /// in force in its namespace; `off` when the namespace switched
 /// secure-defaults off. `Ok(None)` for kinds without a pod spec.
 pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Assessment>, ManifestError> {
+    assess_with(object, config, off, &ImageFacts::default())
+}
+
+/// [`assess`] with the images looked up (`scan --resolve-images`), as the
+/// webhook has them under `identity: auto`.
+pub fn assess_with(
+    object: &Value,
+    config: &Config,
+    off: bool,
+    images: &ImageFacts,
+) -> Result<Option<Assessment>, ManifestError> {
     let Some(template) = manifest::template_with(object, &config.extra_kinds)? else {
         return Ok(None);
     };
@@ -97,7 +108,7 @@ pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Asses
     let policy = Policy {
         baseline: &config.baseline,
         allow_opt_out: config.allow_pod_opt_out,
-        images: &crate::engine::ImageFacts::default(),
+        images,
     };
     let report = engine::harden(&template.metadata, &template.spec, &Scope::Pod, policy)?.report;
     let (mode, added, would_add, remaining) = match config.mode {

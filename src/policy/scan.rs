@@ -7,7 +7,8 @@
 
 use crate::config::Config;
 use crate::engine::manifest;
-use crate::engine::{ContainerChoice, Identity, IdentityChoice, IdentityReason};
+use crate::engine::{self, ContainerChoice, Identity, IdentityChoice, IdentityReason, ImageFact, ImageFacts};
+use crate::engine::{Policy, Scope};
 use crate::policy::assess::{self, Assessment, Verdict};
 use crate::policy::namespace::{self as namespace_policy, NamespaceInfo};
 use crate::policy::ModeInForce;
@@ -109,6 +110,31 @@ pub struct Namespace {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub namespaces: Vec<Namespace>,
+    /// `--resolve-images`: what was looked up; absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_lookup: Option<ImageLookups>,
+}
+
+/// The images `identity: auto` looked up for the scan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageLookups {
+    /// Distinct images asked for.
+    pub looked_up: usize,
+    /// Image and why (`timeout: timed out after 2s`); their containers got
+    /// `identityFallback`, as in the webhook.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// A pod template's images the engine would look up, and where its
+/// credentials come from (`imagePullSecrets`, then its service account's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodImages {
+    pub namespace: String,
+    /// Empty: `default`.
+    pub service_account: String,
+    pub pull_secrets: Vec<String>,
+    pub images: Vec<String>,
 }
 
 impl Report {
@@ -119,6 +145,18 @@ impl Report {
             .iter()
             .flat_map(|n| &n.workloads)
             .filter(|w| w.needs_changes())
+            .count()
+    }
+
+    /// Containers whose image `identity: auto` did not look up (no
+    /// `--resolve-images`): they got `identityFallback`.
+    pub fn not_looked_up(&self) -> usize {
+        self.namespaces
+            .iter()
+            .flat_map(|n| &n.workloads)
+            .filter_map(|w| w.assessment.as_ref()?.identity.as_ref())
+            .flat_map(|i| &i.containers)
+            .filter(|c| c.image_user == ImageFact::NotLookedUp)
             .count()
     }
 
@@ -136,6 +174,8 @@ pub struct Scanner<'a> {
     namespaces: BTreeMap<String, Namespace>,
     /// The configuration in force per namespace, and whether it is off.
     effective: BTreeMap<String, (Config, bool)>,
+    images: ImageFacts,
+    image_lookup: Option<ImageLookups>,
 }
 
 impl<'a> Scanner<'a> {
@@ -147,7 +187,59 @@ impl<'a> Scanner<'a> {
             namespace_policy,
             namespaces: BTreeMap::new(),
             effective: BTreeMap::new(),
+            images: ImageFacts::default(),
+            image_lookup: None,
         }
+    }
+
+    /// Assess the objects that follow with these looked-up images, and
+    /// report the lookups.
+    pub fn images(&mut self, facts: ImageFacts, lookups: ImageLookups) {
+        self.images = facts;
+        self.image_lookup = Some(lookups);
+    }
+
+    /// The images the engine would look up for `object`'s pods (empty
+    /// unless `identity: auto` is in force in its namespace and the pods
+    /// would be hardened). Call after its namespace was added.
+    pub fn images_to_look_up(&self, object: &Value) -> Option<PodImages> {
+        if !is_scanned(object) || self.controlled_by_extra_kind(object) {
+            return None;
+        }
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
+        let (config, off) = self
+            .effective
+            .get(namespace)
+            .map_or((self.config, false), |(c, o)| (c, *o));
+        if off {
+            return None;
+        }
+        let template = manifest::template_with(object, &config.extra_kinds).ok()??;
+        let policy = Policy {
+            baseline: &config.baseline,
+            allow_opt_out: config.allow_pod_opt_out,
+            images: &self.images,
+        };
+        let images = engine::images_to_look_up(&template.metadata, &template.spec, &Scope::Pod, policy);
+        if images.is_empty() {
+            return None;
+        }
+        // Read from the object: the engine's pod spec leaves these fields out.
+        let pointer: String = template.spec_path.iter().map(|p| format!("/{p}")).collect();
+        let spec = object.pointer(&pointer).unwrap_or(&Value::Null);
+        Some(PodImages {
+            namespace: namespace.to_string(),
+            service_account: spec["serviceAccountName"].as_str().unwrap_or_default().to_string(),
+            pull_secrets: spec["imagePullSecrets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["name"].as_str())
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect(),
+            images,
+        })
     }
 
     /// Add a namespace to the report (also one without workloads).
@@ -200,7 +292,7 @@ impl<'a> Scanner<'a> {
             });
         }
         let (config, off) = &self.effective[&ns];
-        let (assessment, error) = match assess::assess(object, config, *off) {
+        let (assessment, error) = match assess::assess_with(object, config, *off, &self.images) {
             Ok(a) => (a, None),
             Err(e) => (None, Some(e.to_string())),
         };
@@ -243,7 +335,10 @@ impl<'a> Scanner<'a> {
             ns.workloads
                 .sort_by(|a, b| (kind_order(&a.kind), &a.name).cmp(&(kind_order(&b.kind), &b.name)));
         }
-        Report { namespaces }
+        Report {
+            namespaces,
+            image_lookup: self.image_lookup,
+        }
     }
 }
 
@@ -316,6 +411,34 @@ pub fn table(report: &Report) -> String {
         report.needing_changes(),
         plural(namespaces, "namespace"),
     );
+    match &report.image_lookup {
+        None => {
+            let n = report.not_looked_up();
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "identity: auto: {n} container(s) got identityFallback because their images were not looked up \
+                     (scan --resolve-images looks them up)"
+                );
+            }
+        }
+        Some(l) => {
+            let _ = writeln!(
+                out,
+                "identity: auto: {} looked up, {} failed{}",
+                plural(l.looked_up, "image"),
+                l.failed.len(),
+                if l.failed.is_empty() {
+                    ""
+                } else {
+                    " (their containers got identityFallback):"
+                }
+            );
+            for (image, why) in &l.failed {
+                let _ = writeln!(out, "  {image}: {why}");
+            }
+        }
+    }
     out
 }
 
@@ -449,6 +572,46 @@ mod tests {
             "uid (hostNetwork)"
         );
         assert_eq!(identity_cell(None), "-");
+    }
+
+    /// Only where the webhook would look images up: `identity: auto` in
+    /// force (here by the namespace label), the namespace not excluded or off, the pod
+    /// not opted out, and only containers without their own identity.
+    #[test]
+    fn images_to_look_up_follow_the_namespace_policy() {
+        let config = Config::default();
+        let mut s = Scanner::new(&config, true);
+        let ns = |name: &str, labels: &[(&str, &str)]| NamespaceInfo {
+            name: name.to_string(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..NamespaceInfo::default()
+        };
+        s.namespace(&ns("auto", &[(namespace_policy::IDENTITY, "auto")]));
+        s.namespace(&ns("plain", &[]));
+        s.namespace(&ns("kube-system", &[(namespace_policy::IDENTITY, "auto")]));
+        let deployment = |ns: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+                "spec": {"template": {"spec": {"serviceAccountName": "builder",
+                    "imagePullSecrets": [{"name": "a"}, {"name": ""}],
+                    "containers": [{"name": "app", "image": "app:1"},
+                        {"name": "own", "image": "own:1", "securityContext": {"runAsUser": 1000}}]}}}})
+        };
+        assert_eq!(
+            s.images_to_look_up(&deployment("auto")),
+            Some(PodImages {
+                namespace: "auto".to_string(),
+                service_account: "builder".to_string(),
+                pull_secrets: vec!["a".to_string()],
+                images: vec!["app:1".to_string()],
+            })
+        );
+        assert_eq!(s.images_to_look_up(&deployment("plain")), None);
+        assert_eq!(s.images_to_look_up(&deployment("kube-system")), None);
+        let mut pod = deployment("auto");
+        pod["kind"] = json!("Pod");
+        pod["spec"] = pod["spec"]["template"]["spec"].take();
+        pod["metadata"]["ownerReferences"] = json!([{"kind": "ReplicaSet", "controller": true}]);
+        assert_eq!(s.images_to_look_up(&pod), None, "covered by its owner");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use crate::config::Config;
 use crate::engine::ImageFacts;
 use crate::images::credentials::Credentials;
-use crate::images::Resolver;
 use crate::yaml;
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -24,18 +23,23 @@ pub fn images(config: &Config, pull_secrets: &[PathBuf], texts: &[(String, Strin
     if images.is_empty() {
         return Ok(ImageFacts::default());
     }
-    let credentials = credentials(pull_secrets)?;
+    let group = crate::images::batch::Group {
+        credentials: credentials(pull_secrets)?,
+        images,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the image lookup")?;
-    let resolver = Resolver::new(config.image_lookup.clone()).context("cannot start the image lookup")?;
-    let looked = runtime.block_on(resolver.lookup_all(
-        images.iter().map(String::as_str),
-        &credentials,
-        config.image_lookup.timeout.0,
-    ));
-    Ok(crate::images::facts(looked))
+    // One group: the whole batch within the budget of one review.
+    let outcome = runtime
+        .block_on(crate::images::batch::lookup(
+            &config.image_lookup,
+            vec![group],
+            config.image_lookup.timeout.0,
+        ))
+        .context("cannot start the image lookup")?;
+    Ok(outcome.facts)
 }
 
 /// Every `image` of every container list (`containers`, `initContainers`,
