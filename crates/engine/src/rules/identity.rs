@@ -25,7 +25,9 @@
 //!        service user: that needs CAP_SETUID/CAP_CHOWN, which the baseline
 //!        drops and `restricted` forbids also in a user namespace, so it
 //!        fails there; started as a non-root uid it skips the step and
-//!        serves;
+//!        serves. (Where no uid is added, `runAsUser: null` in the
+//!        baseline or the pod's opt-out, it wants a user namespace: a
+//!        `runAsNonRoot: true` alone would keep a root image from starting.)
 //!      - a user by name: the baseline's uid (only the image's /etc/passwd
 //!        knows the number, and the kubelet cannot check a name is non-root);
 //!      - not looked up, or the lookup failed: `identityFallback`, which
@@ -419,6 +421,7 @@ struct Want {
 fn decide_auto(ctx: &Ctx) -> Decision {
     let b = ctx.baseline;
     let fallback = b.identity_fallback;
+    let adds_uid = !ctx.skips(Field::RunAsUser) && b.run_as_user.is_some();
     let wants: Vec<Want> = needing_identity(ctx)
         .into_iter()
         .map(|slot| {
@@ -426,9 +429,11 @@ fn decide_auto(ctx: &Ctx) -> Decision {
             // No image (the API server refuses that on a Pod): nothing to look up.
             let (fact, volumes) = match ctx.images.get(image).filter(|_| !image.is_empty()) {
                 None => (ImageFact::NotLookedUp, Vec::new()),
-                // Volumes matter (and are reported) only for a root image.
+                // Volumes matter (and are reported) only for a root image, and
+                // only where there is a uid to give it instead.
                 Some(ImageLookup::Found(config)) if config.user == ImageUser::Root => {
-                    (ImageFact::Found(ImageUser::Root), config.volumes.clone())
+                    let volumes = if adds_uid { config.volumes.clone() } else { Vec::new() };
+                    (ImageFact::Found(ImageUser::Root), volumes)
                 }
                 Some(ImageLookup::Found(config)) => (ImageFact::Found(config.user.clone()), Vec::new()),
                 Some(ImageLookup::Failed(why)) => (ImageFact::LookupFailed(why.clone()), Vec::new()),
@@ -492,7 +497,6 @@ fn decide_auto(ctx: &Ctx) -> Decision {
             fallback: fell_back,
         });
     }
-    let adds_uid = !ctx.skips(Field::RunAsUser) && b.run_as_user.is_some();
     let choice = if user_namespace {
         IdentityChoice::UserNamespace
     } else if adds_uid && !containers.is_empty() {

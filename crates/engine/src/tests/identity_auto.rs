@@ -116,6 +116,16 @@ fn c(i: usize, sc: &str) -> String {
     &[POD_SC.to_string(), c(0, BASELINE_IDS)],
     &[concat!(r#"identity: container "redis": uid 65532: its image runs as root and declares volumes (/data)"#, steps_down!())],
 )]
+#[case::root_image_with_volumes_without_a_baseline_uid_gets_a_user_namespace(
+    "spec: {containers: [{name: redis, image: redis:7}]}",
+    Baseline { run_as_user: None, ..auto() },
+    &[("redis:7", Some("; /data"))],
+    &[HOST_USERS.to_string(), POD_SC.to_string(), c(0, NO_IDS)],
+    &[
+        "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
+        r#"identity: container "redis": user namespace, no uid: its image runs as root"#,
+    ],
+)]
 #[case::non_root_image_volumes_do_not_matter(
     "spec: {containers: [{name: app, image: app:1}]}",
     auto(),
