@@ -13,7 +13,7 @@
 use goldenfile::Mint;
 use secure_defaults::cli::mutate::{harden_document, parse_documents, render, Document, Output};
 use secure_defaults::config::Config;
-use secure_defaults::engine::{ImageFacts, ImageLookup, ImageUser, Policy};
+use secure_defaults::engine::{ImageConfig, ImageFacts, ImageLookup, Policy};
 use secure_defaults::policy::messages;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -43,7 +43,8 @@ fn sibling(input: &Path, suffix: &str) -> PathBuf {
     input.with_file_name(format!("{stem}{suffix}"))
 }
 
-/// `NAME.images.yaml`: image → its `config.User`, or `{failed: why}`.
+/// `NAME.images.yaml`: image → its `config.User`, `{user: ..., volumes:
+/// [...]}` for an image that also declares `VOLUME`s, or `{failed: why}`.
 fn image_facts(input: &Path) -> ImageFacts {
     let path = sibling(input, ".images.yaml");
     let Ok(text) = std::fs::read_to_string(&path) else {
@@ -52,10 +53,18 @@ fn image_facts(input: &Path) -> ImageFacts {
     let map: BTreeMap<String, serde_json::Value> = serde_yaml::from_str(&text).unwrap();
     map.into_iter()
         .map(|(image, v)| {
-            let lookup = match (v.as_str(), v["failed"].as_str()) {
-                (Some(user), _) => ImageLookup::Found(ImageUser::parse(user)),
-                (None, Some(why)) => ImageLookup::Failed(why.to_string()),
-                _ => panic!("{}: {image}: a config.User string or {{failed: why}}", path.display()),
+            let volumes = |v: &serde_json::Value| -> Vec<String> {
+                let list = v["volumes"].as_array().expect("volumes: a list of paths");
+                list.iter().map(|p| p.as_str().expect("a path").to_string()).collect()
+            };
+            let lookup = match (v.as_str(), v["user"].as_str(), v["failed"].as_str()) {
+                (Some(user), _, _) => ImageLookup::Found(ImageConfig::user(user)),
+                (None, Some(user), _) => ImageLookup::Found(ImageConfig::new(user, volumes(&v))),
+                (None, None, Some(why)) => ImageLookup::Failed(why.to_string()),
+                _ => panic!(
+                    "{}: {image}: a config.User string, {{user, volumes}} or {{failed: why}}",
+                    path.display()
+                ),
             };
             (image, lookup)
         })

@@ -7,6 +7,7 @@ mod registry;
 
 use registry::{docker_config, Auth, Registry};
 use secure_defaults::config::image_lookup::{ImageLookup, Span};
+use secure_defaults::engine::{ImageConfig, ImageUser};
 use secure_defaults::images::credentials::Credentials;
 use secure_defaults::images::{FailureKind, Looked, Resolver};
 use std::time::{Duration, Instant};
@@ -32,11 +33,20 @@ fn failure(l: &Looked) -> (FailureKind, String) {
     }
 }
 
-fn user(l: &Looked) -> &str {
+/// The `config.User` found, as the engine reads it.
+fn user(l: &Looked) -> ImageUser {
+    found(l).user
+}
+
+fn found(l: &Looked) -> ImageConfig {
     match &l.answer {
-        Ok(user) => user,
+        Ok(config) => config.clone(),
         Err(f) => panic!("{}: {f:?}", l.image),
     }
+}
+
+fn u(user: &str) -> ImageUser {
+    ImageUser::parse(user)
 }
 
 #[tokio::test]
@@ -45,14 +55,16 @@ async fn finds_the_user_then_answers_from_the_cache() {
     let resolver = Resolver::new(settings(&reg)).unwrap();
     let none = Credentials::default();
     let first = one(&resolver, &reg.image("app"), &none).await;
-    assert_eq!((user(&first), first.result()), ("1000:1000", "fetched"));
+    assert_eq!((user(&first), first.result()), (u("1000:1000"), "fetched"));
     let fetches = reg.fetches();
     assert_eq!(fetches, 2, "manifest and config: {:?}", reg.requests.lock().unwrap());
     let second = one(&resolver, &reg.image("app"), &none).await;
-    assert_eq!((user(&second), second.result()), ("1000:1000", "hit"));
+    assert_eq!((user(&second), second.result()), (u("1000:1000"), "hit"));
     assert_eq!(reg.fetches(), fetches, "a hit makes no request");
-    assert_eq!(user(&one(&resolver, &reg.image("root"), &none).await), "");
-    assert_eq!(user(&one(&resolver, &reg.image("named"), &none).await), "nginx");
+    assert_eq!(user(&one(&resolver, &reg.image("root"), &none).await), u(""));
+    assert_eq!(user(&one(&resolver, &reg.image("named"), &none).await), u("nginx"));
+    let volume = found(&one(&resolver, &reg.image("volume"), &none).await);
+    assert_eq!(volume, ImageConfig::new("", ["/data"]));
 }
 
 #[tokio::test]
@@ -64,7 +76,7 @@ async fn over_https_through_connect_with_credentials() {
         .add_docker_config(docker_config(&reg.host()).as_bytes(), false)
         .unwrap();
     let found = one(&resolver, &reg.image("app"), &creds).await;
-    assert_eq!(user(&found), "1000:1000");
+    assert_eq!(user(&found), u("1000:1000"));
     let (kind, why) = failure(&one(&resolver, &reg.image("redirect"), &creds).await);
     assert_eq!(kind, FailureKind::Refused, "{why}");
     assert!(
@@ -79,7 +91,7 @@ async fn digest_references_and_index_resolution() {
     let resolver = Resolver::new(settings(&reg)).unwrap();
     let none = Credentials::default();
     let by_digest = format!("{}/app@{}", reg.host(), reg.manifests["app"]);
-    assert_eq!(user(&one(&resolver, &by_digest, &none).await), "1000:1000");
+    assert_eq!(user(&one(&resolver, &by_digest, &none).await), u("1000:1000"));
     let wanted = format!("/v2/app/manifests/{}", reg.manifests["app"]);
     assert!(
         reg.requests.lock().unwrap().contains(&wanted),
@@ -87,7 +99,7 @@ async fn digest_references_and_index_resolution() {
         reg.requests.lock().unwrap()
     );
     // The index: linux on this machine's architecture, not windows or another arch.
-    assert_eq!(user(&one(&resolver, &reg.image("multi"), &none).await), "2000");
+    assert_eq!(user(&one(&resolver, &reg.image("multi"), &none).await), u("2000"));
 }
 
 #[tokio::test]
@@ -97,7 +109,7 @@ async fn concurrent_lookups_share_one_request() {
     let none = Credentials::default();
     let image = reg.image("app");
     let (a, b) = tokio::join!(one(&resolver, &image, &none), one(&resolver, &image, &none));
-    assert_eq!((user(&a), user(&b)), ("1000:1000", "1000:1000"));
+    assert_eq!((user(&a), user(&b)), (u("1000:1000"), u("1000:1000")));
     assert_eq!(reg.fetches(), 2, "{:?}", reg.requests.lock().unwrap());
 }
 
@@ -120,7 +132,7 @@ async fn basic_auth_401_without_credentials_then_success_with_them() {
         .add_docker_config(docker_config(&reg.host()).as_bytes(), false)
         .unwrap();
     let found = one(&resolver, &reg.image("app"), &creds).await;
-    assert_eq!((user(&found), found.result()), ("1000:1000", "fetched"));
+    assert_eq!((user(&found), found.result()), (u("1000:1000"), "fetched"));
 }
 
 #[tokio::test]
@@ -131,7 +143,7 @@ async fn bearer_token_flow() {
     creds
         .add_docker_config(docker_config(&reg.host()).as_bytes(), false)
         .unwrap();
-    assert_eq!(user(&one(&resolver, &reg.image("app"), &creds).await), "1000:1000");
+    assert_eq!(user(&one(&resolver, &reg.image("app"), &creds).await), u("1000:1000"));
     assert!(reg.requests.lock().unwrap().iter().any(|p| p.starts_with("/token?")));
     // Another pod without the credentials does not borrow the token.
     let none = Credentials::default();
@@ -159,7 +171,7 @@ async fn token_realm_on_another_host_needs_extra_hosts() {
         ..settings(&reg)
     })
     .unwrap();
-    assert_eq!(user(&one(&allowed, &reg.image("app"), &creds).await), "1000:1000");
+    assert_eq!(user(&one(&allowed, &reg.image("app"), &creds).await), u("1000:1000"));
 }
 
 #[tokio::test]
@@ -267,7 +279,7 @@ async fn slow_registry_times_out_within_the_budget_and_fills_nothing_late() {
     );
     assert_eq!(slow.result(), "timeout");
     let app = looked.iter().find(|l| l.image.contains("/app")).unwrap();
-    assert_eq!(user(app), "1000:1000", "a fast image is not held up by a slow one");
+    assert_eq!(user(app), u("1000:1000"), "a fast image is not held up by a slow one");
 }
 
 mod webhook {

@@ -12,7 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
 use secure_defaults::engine::baseline::IdentityMode;
 use secure_defaults::engine::manifest::harden_object;
-use secure_defaults::engine::{self, read_spec, Baseline, ImageFacts, ImageLookup, ImageUser, Policy, Scope};
+use secure_defaults::engine::{
+    self, read_spec, Baseline, ImageConfig, ImageFacts, ImageLookup, ImageUser, Policy, Scope,
+};
 use serde_json::{json, Map, Value};
 
 fn opt<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {
@@ -212,7 +214,8 @@ fn baseline() -> impl Strategy<Value = Baseline> {
     )
 }
 
-/// What a lookup of each of `IMAGES` said: a `config.User`, a failure, or
+/// What a lookup of each of `IMAGES` said: a `config.User` (with or without
+/// `VOLUME`s), a failure, or
 /// nothing (not looked up).
 fn images() -> impl Strategy<Value = ImageFacts> {
     let lookup = prop_oneof![
@@ -220,18 +223,21 @@ fn images() -> impl Strategy<Value = ImageFacts> {
         Just(Some(ImageLookup::Failed(
             "registry.example.com: timed out after 2s".into()
         ))),
-        proptest::sample::select(vec![
-            "",
-            "0",
-            "root",
-            "0:1001",
-            "1001",
-            "1001:2000",
-            "1001:0",
-            "nginx",
-            "1001:web"
-        ])
-        .prop_map(|u| Some(ImageLookup::Found(ImageUser::parse(u)))),
+        (
+            proptest::sample::select(vec![
+                "",
+                "0",
+                "root",
+                "0:1001",
+                "1001",
+                "1001:2000",
+                "1001:0",
+                "nginx",
+                "1001:web"
+            ]),
+            proptest::sample::select(vec![&[][..], &["/data"], &["/data", "/var/lib/mysql"]]),
+        )
+            .prop_map(|(u, volumes)| Some(ImageLookup::Found(ImageConfig::new(u, volumes.iter().copied())))),
     ];
     proptest::collection::vec(lookup, IMAGES.len()).prop_map(|lookups| {
         IMAGES
@@ -359,9 +365,9 @@ fn user_namespace_is_all_or_nothing(patch: &json_patch::Patch) -> Result<(), Tes
     Ok(())
 }
 
-/// `identity: auto`: never a uid 0, and no uid but an image's own beside a
-/// user namespace it adds.
-fn auto_adds_no_root(patch: &json_patch::Patch) -> Result<(), TestCaseError> {
+/// `identity: auto`: never a uid 0, and beside a user namespace it adds no
+/// uid but an image's own, or the baseline's on a root image with volumes.
+fn auto_adds_no_root(pod: &Value, images: &ImageFacts, patch: &json_patch::Patch) -> Result<(), TestCaseError> {
     let added = added_identity(patch);
     for (path, field, value) in &added {
         prop_assert!(
@@ -372,14 +378,30 @@ fn auto_adds_no_root(patch: &json_patch::Patch) -> Result<(), TestCaseError> {
     }
     if adds_host_users(patch) {
         for (path, field, value) in &added {
+            let root_with_volumes = matches!(
+                images.get(image_at(pod, path)),
+                Some(ImageLookup::Found(ImageConfig { user: ImageUser::Root, volumes })) if !volumes.is_empty()
+            );
             prop_assert!(
-                !(*field == "runAsUser" && *value == json!(65532)),
+                !(*field == "runAsUser" && *value == json!(65532)) || root_with_volumes,
                 "the baseline uid beside hostUsers: false at {}",
                 path
             );
         }
     }
     Ok(())
+}
+
+/// The image of the container a patch path points into
+/// (`/spec/initContainers/0/securityContext/...`).
+fn image_at<'a>(pod: &'a Value, path: &str) -> &'a str {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["", "spec", kind, i, ..] => pod["spec"][*kind][i.parse::<usize>().unwrap()]["image"]
+            .as_str()
+            .unwrap_or_default(),
+        _ => "",
+    }
 }
 
 proptest! {
@@ -414,7 +436,7 @@ proptest! {
         host_users_only_where_allowed(&pod, &h.patch)?;
         match baseline.identity {
             IdentityMode::Userns => user_namespace_is_all_or_nothing(&h.patch)?,
-            IdentityMode::Auto => auto_adds_no_root(&h.patch)?,
+            IdentityMode::Auto => auto_adds_no_root(&pod, &images, &h.patch)?,
             IdentityMode::Uid => {}
         }
 

@@ -1,14 +1,18 @@
 //! One registry's client: oci-client behind the egress guard, and reading
-//! the image's `config.User` from the manifest and config it fetches.
+//! the image's `config.User` and `config.Volumes` from the manifest and
+//! config it fetches.
 
 use super::credentials::Auth;
 use super::guard::{Proxy, Route, Stop};
 use super::{Failure, FailureKind};
 use crate::config::image_lookup::ImageLookup;
+use crate::engine::ImageConfig as Facts;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::ImageIndexEntry;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
+use serde::de::IgnoredAny;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,8 +79,8 @@ impl RegistryClient {
         })
     }
 
-    /// The image's `config.User` (`""` when it sets none).
-    pub async fn user(&self, reference: &Reference, auth: Option<&Auth>) -> Result<String, Failure> {
+    /// What the image's configuration says about who it runs as.
+    pub async fn config(&self, reference: &Reference, auth: Option<&Auth>) -> Result<Facts, Failure> {
         let auth = match auth {
             Some(a) => RegistryAuth::Basic(a.username.clone(), a.password.clone()),
             None => RegistryAuth::Anonymous,
@@ -84,7 +88,7 @@ impl RegistryClient {
         let started = Instant::now();
         let fetched = tokio::time::timeout(FETCH_LIMIT, self.oci.pull_manifest_and_config(reference, &auth)).await;
         match fetched {
-            Ok(Ok((_, _, config))) => user_of(&config),
+            Ok(Ok((_, _, config))) => facts_of(&config),
             Ok(Err(e)) => Err(match self.route.stop_since(started) {
                 Some(Stop::Refused(message)) => Failure {
                     kind: FailureKind::Refused,
@@ -129,18 +133,25 @@ struct ImageConfig {
     config: Option<Inner>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 struct Inner {
     #[serde(rename = "User", default)]
     user: Option<String>,
+    /// `VOLUME`s: paths as keys, `{}` as values.
+    #[serde(rename = "Volumes", default)]
+    volumes: Option<BTreeMap<String, IgnoredAny>>,
 }
 
-fn user_of(config: &str) -> Result<String, Failure> {
+/// `config.User` (`""` when it sets none) and the `config.Volumes` paths,
+/// bounded by `ImageConfig::new` so a cached answer stays small.
+fn facts_of(config: &str) -> Result<Facts, Failure> {
     let parsed: ImageConfig = serde_json::from_str(config).map_err(|e| Failure {
         kind: FailureKind::Failed,
         message: format!("the image configuration is not JSON: {e}"),
     })?;
-    Ok(parsed.config.and_then(|c| c.user).unwrap_or_default())
+    let inner = parsed.config.unwrap_or_default();
+    let volumes = inner.volumes.unwrap_or_default().into_keys();
+    Ok(Facts::new(inner.user.as_deref().unwrap_or_default(), volumes))
 }
 
 /// Linux on the webhook's own architecture, else the first Linux entry.
@@ -171,16 +182,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_from_config() {
-        for (config, want) in [
-            (r#"{"config": {"User": "1000:1000"}}"#, "1000:1000"),
-            (r#"{"config": {"Env": []}}"#, ""),
-            (r#"{"architecture": "amd64"}"#, ""),
-            (r#"{"config": null}"#, ""),
+    fn user_and_volumes_from_config() {
+        for (config, user, volumes) in [
+            (r#"{"config": {"User": "1000:1000"}}"#, "1000:1000", &[][..]),
+            (r#"{"config": {"Env": []}}"#, "", &[]),
+            (r#"{"architecture": "amd64"}"#, "", &[]),
+            (r#"{"config": null}"#, "", &[]),
+            (r#"{"config": {"Volumes": null}}"#, "", &[]),
+            (
+                r#"{"config": {"Volumes": {"/var/lib/postgresql/data": {}, "/data": {}}}}"#,
+                "",
+                &["/data", "/var/lib/postgresql/data"],
+            ),
         ] {
-            assert_eq!(user_of(config).unwrap(), want, "{config}");
+            let want = Facts::new(user, volumes.iter().copied());
+            assert_eq!(facts_of(config).unwrap(), want, "{config}");
         }
-        assert!(user_of("[").is_err());
+        assert!(facts_of("[").is_err());
+        assert!(facts_of(r#"{"config": {"Volumes": ["/data"]}}"#).is_err());
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub mod guard;
 pub mod vet;
 
 use crate::config::image_lookup::{ImageLookup as Settings, Span};
-use crate::engine::{ImageFacts, ImageLookup, ImageUser};
+use crate::engine::{ImageConfig, ImageFacts, ImageLookup};
 use cache::{Cache, Entry};
 use client::RegistryClient;
 use credentials::{Auth, Credentials};
@@ -72,8 +72,9 @@ pub struct Failure {
     pub message: String,
 }
 
-/// The image's `config.User` (`""`: none), or why it is not known.
-pub type Answer = Result<String, Failure>;
+/// What the image's configuration says (`config.User`, `config.Volumes`),
+/// or why it is not known.
+pub type Answer = Result<ImageConfig, Failure>;
 
 /// One image's lookup in one review.
 #[derive(Debug, Clone)]
@@ -302,7 +303,7 @@ impl Resolver {
 impl Inner {
     async fn fetch(&self, reference: &Reference, registry: &str, auth: Option<&Auth>, identity: Option<u64>) -> Answer {
         let client = self.client(registry, reference.resolve_registry(), identity)?;
-        client.user(reference, auth).await
+        client.config(reference, auth).await
     }
 
     fn client(&self, registry: &str, endpoint: &str, identity: Option<u64>) -> Result<Arc<RegistryClient>, Failure> {
@@ -331,7 +332,7 @@ pub fn facts(looked: Vec<Looked>) -> ImageFacts {
         .into_iter()
         .map(|l| {
             let lookup = match l.answer {
-                Ok(user) => ImageLookup::Found(ImageUser::parse(&user)),
+                Ok(config) => ImageLookup::Found(config),
                 Err(failure) => {
                     let registry = l
                         .image

@@ -623,6 +623,7 @@ mod tests {
             image: format!("{name}:1"),
             got,
             image_user,
+            volumes: Vec::new(),
             fallback,
         };
         let mut identity = Identity {

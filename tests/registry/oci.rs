@@ -83,6 +83,15 @@ fn config(user: Option<&str>, pad: usize) -> Blob {
     }
 }
 
+/// A root image that declares `VOLUME /data`, as the official redis does.
+fn config_with_volume() -> Blob {
+    let c = json!({"architecture": own_arch(), "os": "linux", "config": {"Volumes": {"/data": {}}}});
+    Blob {
+        media_type: CONFIG,
+        body: serde_json::to_vec(&c).unwrap(),
+    }
+}
+
 fn manifest(config: &Blob, pad: usize) -> Blob {
     let m = json!({
         "schemaVersion": 2, "mediaType": MANIFEST,
@@ -123,6 +132,7 @@ impl Registry {
         add("app", config(Some("1000:1000"), 0), 0);
         add("root", config(None, 0), 0);
         add("named", config(Some("nginx"), 0), 0);
+        add("volume", config_with_volume(), 0);
         add("redirect", config(Some("1003"), 0), 0);
         add("slow", config(Some("1004"), 0), 0);
         add("bigmanifest", config(Some("1005"), 0), 100 * 1024);

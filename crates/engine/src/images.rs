@@ -65,11 +65,61 @@ fn id(s: &str) -> Option<i64> {
     s.parse::<i64>().ok().filter(|v| (0..=i64::from(i32::MAX)).contains(v))
 }
 
+/// What `identity: auto` reads from an image's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageConfig {
+    /// `config.User`.
+    pub user: ImageUser,
+    /// `config.Volumes` (its `VOLUME` paths), sorted, at most `MAX_VOLUMES`.
+    pub volumes: Vec<String>,
+}
+
+impl ImageConfig {
+    /// Paths kept from `config.Volumes`: `auto` only asks whether there is
+    /// one, and the report names a few.
+    pub const MAX_VOLUMES: usize = 8;
+    /// A longer path is cut (on a character boundary) to this many bytes.
+    pub const MAX_VOLUME_LEN: usize = 256;
+
+    /// From the raw `config.User` and `config.Volumes` keys, bounded.
+    pub fn new<I, S>(user: &str, volumes: I) -> ImageConfig
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut volumes: Vec<String> = volumes.into_iter().map(|v| truncate(v.into())).collect();
+        volumes.sort();
+        volumes.dedup();
+        volumes.truncate(Self::MAX_VOLUMES);
+        ImageConfig {
+            user: ImageUser::parse(user),
+            volumes,
+        }
+    }
+
+    /// An image without volumes.
+    pub fn user(user: &str) -> ImageConfig {
+        ImageConfig::new(user, Vec::<String>::new())
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > ImageConfig::MAX_VOLUME_LEN {
+        let mut end = ImageConfig::MAX_VOLUME_LEN;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
 /// One image's lookup as the resolver reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ImageLookup {
-    Found(ImageUser),
+    Found(ImageConfig),
     /// Why, in our words, e.g. "registry.example.com: timed out after 2s".
     Failed(String),
 }
@@ -151,9 +201,24 @@ mod tests {
     fn facts_are_keyed_by_the_reference_as_written() {
         let mut facts = ImageFacts::default();
         assert!(facts.is_empty());
-        facts.insert("nginx:1.27", ImageLookup::Found(ImageUser::Root));
-        assert_eq!(facts.get("nginx:1.27"), Some(&ImageLookup::Found(ImageUser::Root)));
+        facts.insert("nginx:1.27", ImageLookup::Found(ImageConfig::user("")));
+        assert_eq!(
+            facts.get("nginx:1.27"),
+            Some(&ImageLookup::Found(ImageConfig::user("0")))
+        );
         assert_eq!(facts.get("docker.io/library/nginx:1.27"), None);
         assert_eq!(facts.len(), 1);
+    }
+
+    #[test]
+    fn volumes_are_sorted_and_bounded() {
+        let many = (0..20).rev().map(|i| format!("/v{i:02}"));
+        let config = ImageConfig::new("", many);
+        assert_eq!(config.volumes.len(), ImageConfig::MAX_VOLUMES);
+        assert_eq!(config.volumes[0], "/v00");
+        let long = ImageConfig::new("", ["/".to_string() + &"é".repeat(200), "/data".into(), "/data".into()]);
+        assert_eq!(long.volumes[0], "/data");
+        assert_eq!(long.volumes.len(), 2);
+        assert!(long.volumes[1].len() <= ImageConfig::MAX_VOLUME_LEN);
     }
 }

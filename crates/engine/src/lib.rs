@@ -32,7 +32,7 @@ mod rules;
 
 pub use annotations::OptOut;
 pub use baseline::Baseline;
-pub use images::{ImageFacts, ImageLookup, ImageUser};
+pub use images::{ImageConfig, ImageFacts, ImageLookup, ImageUser};
 pub use input::{read_spec, SpecInput};
 pub use report::{
     Added, Caution, Check, ContainerChoice, ContainerIdentity, ContainerKind, Field, Guard, Identity, IdentityChoice,

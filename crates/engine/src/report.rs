@@ -322,6 +322,10 @@ pub struct ContainerIdentity {
     pub image: String,
     pub got: ContainerChoice,
     pub image_user: ImageFact,
+    /// A root image's `VOLUME` paths (as many as the lookup kept): they
+    /// give it the baseline's uid instead of a user namespace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
     /// `identityFallback`, when it decided (the image was not or could not
     /// be looked up).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -365,6 +369,17 @@ impl ContainerIdentity {
         };
         let fact = match &self.image_user {
             ImageFact::Found(ImageUser::NonRoot { .. }) => String::new(),
+            // Short enough for an admission warning (256 characters).
+            ImageFact::Found(ImageUser::Root) if !self.volumes.is_empty() => {
+                let mut shown = self.volumes.iter().take(2).cloned().collect::<Vec<_>>().join(", ");
+                if self.volumes.len() > 2 {
+                    shown.push_str(", ...");
+                }
+                format!(
+                    ": its image runs as root and declares volumes ({shown}): its entry point likely steps \
+                     down to its own user, which needs capabilities (also in a user namespace)"
+                )
+            }
             ImageFact::Found(ImageUser::Root) => ": its image runs as root".to_string(),
             ImageFact::Found(ImageUser::Named(name)) if self.got == ContainerChoice::Uid => {
                 format!(": its image names its user {name:?}, which the kubelet cannot check is non-root")
@@ -374,8 +389,8 @@ impl ContainerIdentity {
             ImageFact::LookupFailed(why) => format!(": its image could not be looked up: {why}"),
         };
         // A container that wanted a user namespace and got a uid: say why.
-        let wanted =
-            matches!(self.image_user, ImageFact::Found(ImageUser::Root)) || self.fallback == Some(IdentityMode::Userns);
+        let wanted = (matches!(self.image_user, ImageFact::Found(ImageUser::Root)) && self.volumes.is_empty())
+            || self.fallback == Some(IdentityMode::Userns);
         let refused = match pod.reason.refusal() {
             Some(refusal) if wanted && self.got == ContainerChoice::Uid => format!("; {refusal}"),
             _ => String::new(),

@@ -16,7 +16,18 @@
 //!      ran (`ImageFacts`):
 //!      - a numeric non-root user: that uid (and the numeric group, if the
 //!        image names one), with `runAsNonRoot: true`: who the image runs as;
-//!      - root: wants a user namespace;
+//!      - root, declaring no volume: wants a user namespace (an image that
+//!        runs as root and writes where it likes keeps working there);
+//!      - root, declaring volumes (`VOLUME`): the baseline's uid, also in a
+//!        pod with a user namespace. Such images (redis, postgres, mysql,
+//!        mongo, rabbitmq) keep their data in the volume, and their entry
+//!        point, started as root, re-owns it and steps down to its own
+//!        service user: that needs CAP_SETUID/CAP_CHOWN, which the baseline
+//!        drops and `restricted` forbids also in a user namespace, so it
+//!        fails there; started as a non-root uid it skips the step and
+//!        serves. (Where no uid is added, `runAsUser: null` in the
+//!        baseline or the pod's opt-out, it wants a user namespace: a
+//!        `runAsNonRoot: true` alone would keep a root image from starting.)
 //!      - a user by name: the baseline's uid (only the image's /etc/passwd
 //!        knows the number, and the kubelet cannot check a name is non-root);
 //!      - not looked up, or the lookup failed: `identityFallback`, which
@@ -29,7 +40,8 @@
 //!    it did not opt out, and the API server allows it (`refuses_user_namespace`).
 //!    A pod that states `hostUsers: false` already runs in one.
 //! 4. `userns` and `auto`: in a pod with a user namespace only the
-//!    containers that get their image's numeric user get identity fields;
+//!    containers that get their image's numeric user, or (`auto`) the
+//!    baseline's uid for a root image with volumes, get identity fields;
 //!    the rest get none (the user namespace keeps them off the host's root,
 //!    and Pod Security `restricted` accepts any user in it). In a pod
 //!    without one, a container that wanted one gets the baseline's uid, and
@@ -69,6 +81,9 @@ struct Decision {
     user_namespace: bool,
     /// `auto`: the containers that get their image's own user.
     image_users: Vec<(Slot, i64, Option<i64>)>,
+    /// `auto`: the containers that get the baseline's uid even in the pod's
+    /// user namespace (root images with volumes).
+    baseline_users: Vec<Slot>,
 }
 
 /// What a container's identity fields are filled in from.
@@ -83,6 +98,7 @@ impl Decision {
     fn plan(&self, slot: Slot) -> Plan {
         match self.image_users.iter().find(|(s, ..)| *s == slot) {
             Some(&(_, uid, gid)) => Plan::Image { uid, gid },
+            None if self.baseline_users.contains(&slot) => Plan::Baseline,
             None if self.user_namespace => Plan::Nothing,
             None => Plan::Baseline,
         }
@@ -349,6 +365,7 @@ fn decide_uid(ctx: &Ctx, reason: IdentityReason) -> Decision {
         add_host_users: false,
         user_namespace: false,
         image_users: Vec::new(),
+        baseline_users: Vec::new(),
     }
 }
 
@@ -363,6 +380,7 @@ fn with_user_namespace(ctx: &Ctx, reason: IdentityReason, add: bool) -> Decision
         add_host_users: add,
         user_namespace: true,
         image_users: Vec::new(),
+        baseline_users: Vec::new(),
     }
 }
 
@@ -387,32 +405,56 @@ fn decide_userns(ctx: &Ctx) -> Decision {
     with_user_namespace(ctx, IdentityReason::NoIdentitySet, true)
 }
 
+/// `auto`: one container's image, as step 2 reads it.
+struct Want {
+    slot: Slot,
+    fact: ImageFact,
+    /// A root image's volumes (empty for any other).
+    volumes: Vec<String>,
+    /// `identityFallback`, where it decided.
+    fell_back: Option<IdentityMode>,
+    /// Whether it wants a user namespace.
+    user_namespace: bool,
+}
+
 /// `identity: auto`: each container from its image, one `hostUsers` for the pod.
 fn decide_auto(ctx: &Ctx) -> Decision {
     let b = ctx.baseline;
     let fallback = b.identity_fallback;
-    // Per container: what its image says, and whether it wants a user namespace.
-    let wants: Vec<(Slot, ImageFact, Option<IdentityMode>, bool)> = needing_identity(ctx)
+    let adds_uid = !ctx.skips(Field::RunAsUser) && b.run_as_user.is_some();
+    let wants: Vec<Want> = needing_identity(ctx)
         .into_iter()
         .map(|slot| {
             let image = containers::get(ctx.orig, slot).map_or("", |c| c.image());
             // No image (the API server refuses that on a Pod): nothing to look up.
-            let fact = match ctx.images.get(image).filter(|_| !image.is_empty()) {
-                None => ImageFact::NotLookedUp,
-                Some(ImageLookup::Found(user)) => ImageFact::Found(user.clone()),
-                Some(ImageLookup::Failed(why)) => ImageFact::LookupFailed(why.clone()),
+            let (fact, volumes) = match ctx.images.get(image).filter(|_| !image.is_empty()) {
+                None => (ImageFact::NotLookedUp, Vec::new()),
+                // Volumes matter (and are reported) only for a root image, and
+                // only where there is a uid to give it instead.
+                Some(ImageLookup::Found(config)) if config.user == ImageUser::Root => {
+                    let volumes = if adds_uid { config.volumes.clone() } else { Vec::new() };
+                    (ImageFact::Found(ImageUser::Root), volumes)
+                }
+                Some(ImageLookup::Found(config)) => (ImageFact::Found(config.user.clone()), Vec::new()),
+                Some(ImageLookup::Failed(why)) => (ImageFact::LookupFailed(why.clone()), Vec::new()),
             };
             let (fell_back, wants) = match &fact {
-                ImageFact::Found(ImageUser::Root) => (None, true),
+                ImageFact::Found(ImageUser::Root) => (None, volumes.is_empty()),
                 ImageFact::Found(_) => (None, false),
                 ImageFact::NotLookedUp | ImageFact::LookupFailed(_) => {
                     (Some(fallback), fallback == IdentityMode::Userns)
                 }
             };
-            (slot, fact, fell_back, wants)
+            Want {
+                slot,
+                fact,
+                volumes,
+                fell_back,
+                user_namespace: wants,
+            }
         })
         .collect();
-    let images_want = wants.iter().any(|w| w.3);
+    let images_want = wants.iter().any(|w| w.user_namespace);
     let root_wants = explicit_root_wants_user_namespace(ctx);
     let (user_namespace, add, reason) = match user_namespace(ctx) {
         UserNamespace::Already => (true, false, IdentityReason::HostUsersSet),
@@ -423,12 +465,24 @@ fn decide_auto(ctx: &Ctx) -> Decision {
     };
 
     let mut image_users = Vec::new();
+    let mut baseline_users = Vec::new();
     let mut containers = Vec::new();
-    for (slot, fact, fell_back, _) in wants {
+    for Want {
+        slot,
+        fact,
+        volumes,
+        fell_back,
+        ..
+    } in wants
+    {
         let got = match fact {
             ImageFact::Found(ImageUser::NonRoot { uid, gid }) => {
                 image_users.push((slot, uid, gid));
                 ContainerChoice::ImageUser { uid, gid }
+            }
+            ImageFact::Found(ImageUser::Root) if !volumes.is_empty() => {
+                baseline_users.push(slot);
+                ContainerChoice::Uid
             }
             _ if user_namespace => ContainerChoice::UserNamespace,
             _ => ContainerChoice::Uid,
@@ -439,10 +493,10 @@ fn decide_auto(ctx: &Ctx) -> Decision {
             image: c.image().to_string(),
             got,
             image_user: fact,
+            volumes,
             fallback: fell_back,
         });
     }
-    let adds_uid = !ctx.skips(Field::RunAsUser) && b.run_as_user.is_some();
     let choice = if user_namespace {
         IdentityChoice::UserNamespace
     } else if adds_uid && !containers.is_empty() {
@@ -460,5 +514,6 @@ fn decide_auto(ctx: &Ctx) -> Decision {
         add_host_users: add,
         user_namespace,
         image_users,
+        baseline_users,
     }
 }

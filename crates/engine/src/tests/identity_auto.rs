@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::baseline::IdentityMode;
-use crate::images::{ImageLookup, ImageUser};
+use crate::images::{ImageConfig, ImageLookup};
 
 fn auto() -> Baseline {
     Baseline {
@@ -13,14 +13,18 @@ fn auto() -> Baseline {
     }
 }
 
-/// `(image, Some(config.User))` is a lookup that found the user; `(image,
-/// None)` one that failed.
+/// `(image, Some(config.User))` is a lookup that found the user, `(image,
+/// Some("USER; /data /logs"))` also its `VOLUME`s; `(image, None)` a lookup
+/// that failed.
 fn facts(lookups: &[(&str, Option<&str>)]) -> ImageFacts {
     lookups
         .iter()
         .map(|&(image, user)| {
             let lookup = match user {
-                Some(user) => ImageLookup::Found(ImageUser::parse(user)),
+                Some(config) => {
+                    let (user, volumes) = config.split_once(';').unwrap_or((config, ""));
+                    ImageLookup::Found(ImageConfig::new(user, volumes.split_whitespace()))
+                }
                 None => ImageLookup::Failed("registry.example.com: timed out after 2s".into()),
             };
             (image.to_string(), lookup)
@@ -36,6 +40,13 @@ const NO_IDS: &str = r#"{"allowPrivilegeEscalation":false,"capabilities":{"drop"
 const UID_1001: &str =
     r#"{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsNonRoot":true,"runAsUser":1001}"#;
 const BASELINE_IDS: &str = r#"{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"runAsGroup":65532,"runAsNonRoot":true,"runAsUser":65532}"#;
+
+/// The end of the line for a root image with volumes.
+macro_rules! steps_down {
+    () => {
+        ": its entry point likely steps down to its own user, which needs capabilities (also in a user namespace)"
+    };
+}
 
 fn c(i: usize, sc: &str) -> String {
     format!("/containers/{i}/securityContext = {sc}")
@@ -77,6 +88,59 @@ fn c(i: usize, sc: &str) -> String {
     &[HOST_USERS.to_string(), POD_SC.to_string(), c(0, NO_IDS)],
     &[
         "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
+        r#"identity: container "db": user namespace, no uid: its image runs as root"#,
+    ],
+)]
+#[case::root_image_with_volumes_gets_the_baseline_uid(
+    "spec: {containers: [{name: redis, image: redis:7}]}",
+    auto(),
+    &[("redis:7", Some("; /data"))],
+    &[POD_SC.to_string(), c(0, BASELINE_IDS)],
+    &[concat!(r#"identity: container "redis": uid 65532: its image runs as root and declares volumes (/data)"#, steps_down!())],
+)]
+#[case::root_image_with_volumes_keeps_its_uid_beside_one_without_in_a_user_namespace(
+    "spec: {containers: [{name: web, image: httpd:2}, {name: db, image: postgres:17}]}",
+    auto(),
+    &[("httpd:2", Some("")), ("postgres:17", Some("root; /var/lib/postgresql/data /run /tmp"))],
+    &[HOST_USERS.to_string(), POD_SC.to_string(), c(0, NO_IDS), c(1, BASELINE_IDS)],
+    &[
+        "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
+        r#"identity: container "web": user namespace, no uid: its image runs as root"#,
+        concat!(r#"identity: container "db": uid 65532: its image runs as root and declares volumes (/run, /tmp, ...)"#, steps_down!()),
+    ],
+)]
+#[case::root_image_with_volumes_beside_host_network_names_no_refusal(
+    "spec: {hostNetwork: true, containers: [{name: redis, image: redis:7}]}",
+    auto(),
+    &[("redis:7", Some("0; /data"))],
+    &[POD_SC.to_string(), c(0, BASELINE_IDS)],
+    &[concat!(r#"identity: container "redis": uid 65532: its image runs as root and declares volumes (/data)"#, steps_down!())],
+)]
+#[case::root_image_with_volumes_without_a_baseline_uid_gets_a_user_namespace(
+    "spec: {containers: [{name: redis, image: redis:7}]}",
+    Baseline { run_as_user: None, ..auto() },
+    &[("redis:7", Some("; /data"))],
+    &[HOST_USERS.to_string(), POD_SC.to_string(), c(0, NO_IDS)],
+    &[
+        "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
+        r#"identity: container "redis": user namespace, no uid: its image runs as root"#,
+    ],
+)]
+#[case::non_root_image_volumes_do_not_matter(
+    "spec: {containers: [{name: app, image: app:1}]}",
+    auto(),
+    &[("app:1", Some("1001; /data"))],
+    &[POD_SC.to_string(), c(0, UID_1001)],
+    &[r#"identity: container "app": uid 1001 from its image"#],
+)]
+#[case::named_user_volumes_do_not_matter(
+    "spec: {containers: [{name: web, image: nginx:1.27}, {name: db, image: db:1}]}",
+    auto(),
+    &[("nginx:1.27", Some("nginx; /var/cache/nginx")), ("db:1", Some(""))],
+    &[HOST_USERS.to_string(), POD_SC.to_string(), c(0, NO_IDS), c(1, NO_IDS)],
+    &[
+        "identity: user namespace (hostUsers: false); root inside the container is unprivileged on the host",
+        r#"identity: container "web": user namespace, no uid: its image names its user "nginx""#,
         r#"identity: container "db": user namespace, no uid: its image runs as root"#,
     ],
 )]
