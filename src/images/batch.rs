@@ -124,7 +124,7 @@ mod tests {
     fn looked(image: &str, answer: Result<&str, FailureKind>) -> Looked {
         Looked {
             image: image.to_string(),
-            answer: answer.map(str::to_string).map_err(|kind| Failure {
+            answer: answer.map(crate::engine::ImageConfig::user).map_err(|kind| Failure {
                 kind,
                 message: "why".to_string(),
             }),
