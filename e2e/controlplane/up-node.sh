@@ -250,6 +250,13 @@ for img in pause busybox; do
     fail "ctr images import $img failed (see $logs/ctr.log)"
 done
 
+# ---------------------------------------------------------------- registry
+# The test registry (e2e/registry) on loopback, seeded with busybox and the
+# suite's image archives (when built), for the tests that pull and the
+# image-lookup tests. containerd reaches it over HTTP through a hosts.toml of
+# its own; every other registry still goes to the closed port.
+. "$here/../registry/up.sh"
+
 # ---------------------------------------------------------------- kubelet
 kubelet_port=$(free_port); used_ports+="$kubelet_port "
 kubelet_healthz_port=$(free_port); used_ports+="$kubelet_healthz_port "
