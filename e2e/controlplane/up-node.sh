@@ -22,6 +22,12 @@ node=$state/n
 node_bin=$NODE_DIR/bin
 used_ports+="$kcm_port "
 mkdir -p "$node"/{etc,run,cni/net.d,images} "$node/etc/certs.d/_default"
+# A user-namespaced pod's processes (hostUsers: false) run as an unprivileged
+# host uid, and runc sets up their rootfs under containerd's state dir as
+# that uid: every directory on the way must be searchable (mktemp made
+# STATE_DIR 0700; otherwise: "remount-propagation ... permission denied").
+chmod 711 "$state"
+mkdir -p -m 711 "$node/containerd"
 
 # Unix socket paths are limited to 107 bytes; containerd's shim sockets are
 # SOCKET_DIR/<64 hex>.
@@ -303,6 +309,13 @@ resolvConf: ""
 syncFrequency: 10s
 nodeStatusUpdateFrequency: 5s
 serializeImagePulls: false
+# The suite imports its own images (localhost/...) and also pulls the same
+# ones from its registry. Once the kubelet has pulled an image, it checks
+# every pod's credentials for it (KubeletEnsureSecretPulledImages), also a
+# pod that names the imported copy: "not present with pull policy of Never".
+# Imported localhost/ names are exempt; registry pulls stay checked.
+imagePullCredentialsVerificationPolicy: NeverVerifyAllowlistedImages
+preloadedImagesVerificationAllowlist: ["localhost/*"]
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:

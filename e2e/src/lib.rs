@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod injector;
+pub mod node;
 pub mod oracle;
 
 use anyhow::{anyhow, bail, Context, Result};
