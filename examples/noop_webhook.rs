@@ -18,6 +18,7 @@
 use clap::Parser;
 use secure_defaults::admission::{self, BodyError, Decision, Outcome, Parsed, Reviewed};
 use secure_defaults::cli::serve::{self, ServeArgs};
+use secure_defaults::engine::ImageFacts;
 use secure_defaults::server::AppState;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -50,7 +51,7 @@ fn main() -> ExitCode {
 
 /// Read the request's uid (the rest of the body is checked to be JSON and
 /// skipped) and allow it.
-fn allow(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
+fn allow(body: &[u8], state: &AppState, _: &ImageFacts) -> Result<Reviewed, BodyError> {
     #[derive(Deserialize)]
     struct Review<'a> {
         #[serde(borrow)]
@@ -67,7 +68,7 @@ fn allow(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
 }
 
 /// Read the review as the webhook reads it, then answer as [`allow`] does.
-fn read_then_allow(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
+fn read_then_allow(body: &[u8], state: &AppState, _: &ImageFacts) -> Result<Reviewed, BodyError> {
     let uid = match admission::parse(body)? {
         Parsed::Request(req) => req.uid.clone(),
         Parsed::Unreadable(request) => request.uid,

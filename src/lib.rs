@@ -32,6 +32,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod images;
 pub mod native_policy;
 pub mod policy;
 pub mod server;

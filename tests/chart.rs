@@ -386,3 +386,21 @@ fn monitor_toggles_render() {
     );
     assert!(!has_kind(&docs, "ServiceMonitor"));
 }
+
+#[test]
+#[ignore = "needs helm (SD_HELM): hack/check-install.sh runs it"]
+fn pull_secret_rbac_only_with_identity_auto() {
+    let reads_secrets = |values: Value| {
+        let docs = rendered(values);
+        let rules = object(&docs, "ClusterRole")["rules"].as_array().unwrap().clone();
+        rules
+            .iter()
+            .any(|r| r["resources"].as_array().unwrap().iter().any(|x| x == "secrets"))
+    };
+    assert!(!reads_secrets(json!({})), "default: identity uid");
+    assert!(reads_secrets(json!({"config": {"baseline": {"identity": "auto"}}})));
+    assert!(!reads_secrets(
+        json!({"config": {"baseline": {"identity": "auto"}, "imageLookup": {"pullSecrets": false}}})
+    ));
+    assert!(reads_secrets(json!({"configYaml": "baseline: {identity: auto}\n"})));
+}

@@ -94,6 +94,7 @@ fn mutate_predicts_what_the_webhook_makes_of_the_decoded_pod(#[case] written: &s
     let policy = Policy {
         baseline: &config.baseline,
         allow_opt_out: config.allow_pod_opt_out,
+        images: &secure_defaults::engine::ImageFacts::default(),
     };
     let offline = harden_document(pod(written), policy, &config.extra_kinds)
         .unwrap()
@@ -113,6 +114,7 @@ fn a_workload_template_is_decoded_too() {
     let policy = Policy {
         baseline: &config.baseline,
         allow_opt_out: config.allow_pod_opt_out,
+        images: &secure_defaults::engine::ImageFacts::default(),
     };
     let deployment: Value = serde_yaml::from_str(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    metadata: {annotations: null}\n    spec:\n      containers: [{name: app, image: x, securityContext: {capabilities: {drop: []}}}]\n",

@@ -55,6 +55,7 @@ fn golden_fixtures() {
         let policy = Policy {
             baseline: &config.baseline,
             allow_opt_out: config.allow_pod_opt_out,
+            images: &secure_defaults::engine::ImageFacts::default(),
         };
         let text = std::fs::read_to_string(&input).unwrap();
         let docs: Vec<Document> = parse_documents(&text)

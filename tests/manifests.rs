@@ -175,6 +175,7 @@ fn own_deployment_gets_nothing_from_the_webhook_and_passes_restricted() {
         let policy = Policy {
             baseline: &baseline,
             allow_opt_out: false,
+            images: &secure_defaults::engine::ImageFacts::default(),
         };
         let h = manifest::harden_object(&deployment, policy).unwrap().unwrap();
         assert_eq!(h.patch.0, vec![], "the webhook's own pod lacks a baseline field");

@@ -93,18 +93,32 @@ fn chart_policy_mode_guard_is_the_default_config() {
 
 /// The command refuses what a policy cannot express, naming the setting, and
 /// writes nothing to standard output.
+/// Settings a policy cannot express: the command fails, names them, prints nothing.
 #[test]
-fn policy_command_refuses_audit_mode_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("audit.yaml");
-    std::fs::write(&config, "mode: audit\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secure-defaults"))
-        .args(["policy", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run secure-defaults policy");
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot express mode: audit"), "{stderr}");
+fn policy_command_refuses_what_cel_cannot_do_by_name() {
+    let cases = [
+        ("mode: audit\n", "cannot express mode: audit"),
+        (
+            "baseline:\n  identity: auto\n",
+            "cannot express baseline.identity: auto",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_secure-defaults"))
+            .args(["policy", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run secure-defaults policy");
+        assert!(!out.status.success(), "{yaml}");
+        assert!(out.stdout.is_empty(), "{yaml}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            stderr.contains("use identity: userns") || !yaml.contains("auto"),
+            "{stderr}"
+        );
+    }
 }

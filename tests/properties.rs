@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
 use secure_defaults::engine::baseline::IdentityMode;
 use secure_defaults::engine::manifest::harden_object;
-use secure_defaults::engine::{self, read_spec, Baseline, Policy, Scope};
+use secure_defaults::engine::{self, read_spec, Baseline, ImageFacts, ImageLookup, ImageUser, Policy, Scope};
 use serde_json::{json, Map, Value};
 
 fn opt<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {
@@ -90,12 +90,21 @@ fn container_sc() -> impl Strategy<Value = Option<Value>> {
     prop_oneof![1 => Just(None), 1 => Just(Some(Value::Null)), 4 => sc.prop_map(Some)]
 }
 
+/// The images the generated containers name; `images()` decides what a
+/// lookup of each said.
+const IMAGES: [&str; 4] = [
+    "registry.example.com/app:1",
+    "registry.example.com/db:2",
+    "registry.example.com/web@sha256:0123",
+    "nginx",
+];
+
 fn containers(prefix: &'static str, range: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Value>> {
-    proptest::collection::vec((container_sc(), any::<bool>(), 0..4u8), range).prop_map(move |cs| {
+    proptest::collection::vec((container_sc(), any::<bool>(), 0..4u8, 0..IMAGES.len()), range).prop_map(move |cs| {
         cs.into_iter()
             .enumerate()
-            .map(|(i, (sc, unknown, extra))| {
-                let mut c = json!({"name": format!("{prefix}{i}"), "image": "registry.example.com/app:1",
+            .map(|(i, (sc, unknown, extra, image))| {
+                let mut c = json!({"name": format!("{prefix}{i}"), "image": IMAGES[image],
                                    "env": [{"name": "A", "value": "1"}]});
                 if let Some(sc) = sc {
                     c["securityContext"] = sc;
@@ -183,16 +192,53 @@ prop_compose! {
 }
 
 fn baseline() -> impl Strategy<Value = Baseline> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(rofs, apparmor, userns, root)| Baseline {
-        read_only_root_filesystem: rofs,
-        app_armor_profile: apparmor.then_some(secure_defaults::engine::baseline::ProfileType::RuntimeDefault),
-        identity: if userns {
-            IdentityMode::Userns
-        } else {
-            IdentityMode::Uid
+    let mode = || {
+        prop_oneof![
+            Just(IdentityMode::Uid),
+            Just(IdentityMode::Userns),
+            Just(IdentityMode::Auto)
+        ]
+    };
+    let fallback = prop_oneof![Just(IdentityMode::Uid), Just(IdentityMode::Userns)];
+    (any::<bool>(), any::<bool>(), mode(), fallback, any::<bool>()).prop_map(
+        |(rofs, apparmor, identity, identity_fallback, root)| Baseline {
+            read_only_root_filesystem: rofs,
+            app_armor_profile: apparmor.then_some(secure_defaults::engine::baseline::ProfileType::RuntimeDefault),
+            identity,
+            identity_fallback,
+            user_namespace_for_explicit_root: root,
+            ..Baseline::default()
         },
-        user_namespace_for_explicit_root: root,
-        ..Baseline::default()
+    )
+}
+
+/// What a lookup of each of `IMAGES` said: a `config.User`, a failure, or
+/// nothing (not looked up).
+fn images() -> impl Strategy<Value = ImageFacts> {
+    let lookup = prop_oneof![
+        Just(None),
+        Just(Some(ImageLookup::Failed(
+            "registry.example.com: timed out after 2s".into()
+        ))),
+        proptest::sample::select(vec![
+            "",
+            "0",
+            "root",
+            "0:1001",
+            "1001",
+            "1001:2000",
+            "1001:0",
+            "nginx",
+            "1001:web"
+        ])
+        .prop_map(|u| Some(ImageLookup::Found(ImageUser::parse(u)))),
+    ];
+    proptest::collection::vec(lookup, IMAGES.len()).prop_map(|lookups| {
+        IMAGES
+            .iter()
+            .zip(lookups)
+            .filter_map(|(image, lookup)| lookup.map(|l| (image.to_string(), l)))
+            .collect()
     })
 }
 
@@ -261,11 +307,10 @@ fn decided_identity_not_extended(pod: &Value, hardened: &Value) -> Result<(), Te
     Ok(())
 }
 
-/// `identity: userns`: where `hostUsers: false` is added no identity field
-/// is; a pod the API server refuses it for never gets it.
-fn user_namespace_is_all_or_nothing(pod: &Value, patch: &json_patch::Patch) -> Result<(), TestCaseError> {
-    let paths: Vec<String> = patch.0.iter().map(|op| op.path().to_string()).collect();
-    if !paths.iter().any(|p| p == "/spec/hostUsers") {
+/// Every mode: `hostUsers: false` is never added where the API server
+/// refuses it (host namespaces) or beside a privileged container.
+fn host_users_only_where_allowed(pod: &Value, patch: &json_patch::Patch) -> Result<(), TestCaseError> {
+    if !patch.0.iter().any(|op| op.path().to_string() == "/spec/hostUsers") {
         return Ok(());
     }
     let spec = &pod["spec"];
@@ -280,15 +325,53 @@ fn user_namespace_is_all_or_nothing(pod: &Value, patch: &json_patch::Patch) -> R
             i
         );
     }
+    Ok(())
+}
+
+/// The identity fields the patch adds, anywhere: (path, field, value).
+fn added_identity(patch: &json_patch::Patch) -> Vec<(String, &'static str, Value)> {
+    let mut out = Vec::new();
     for op in &patch.0 {
         let PatchOperation::Add(add) = op else { continue };
-        let text = add.value.to_string();
+        let path = add.path.to_string();
         for field in ["runAsUser", "runAsGroup", "runAsNonRoot"] {
+            if path.ends_with(&format!("/{field}")) {
+                out.push((path.clone(), field, add.value.clone()));
+            } else if let Some(v) = add.value.get(field) {
+                out.push((path.clone(), field, v.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// `identity: userns`: where `hostUsers: false` is added no identity field is.
+fn user_namespace_is_all_or_nothing(patch: &json_patch::Patch) -> Result<(), TestCaseError> {
+    if !patch.0.iter().any(|op| op.path().to_string() == "/spec/hostUsers") {
+        return Ok(());
+    }
+    let added = added_identity(patch);
+    prop_assert!(added.is_empty(), "identity added beside hostUsers: false: {:?}", added);
+    Ok(())
+}
+
+/// `identity: auto`: never a uid 0, and no uid but an image's own beside a
+/// user namespace it adds.
+fn auto_adds_no_root(patch: &json_patch::Patch) -> Result<(), TestCaseError> {
+    let added = added_identity(patch);
+    for (path, field, value) in &added {
+        prop_assert!(
+            !(*field == "runAsUser" && *value == json!(0)),
+            "uid 0 added at {}",
+            path
+        );
+    }
+    if patch.0.iter().any(|op| op.path().to_string() == "/spec/hostUsers") {
+        for (path, field, value) in &added {
             prop_assert!(
-                !add.path.to_string().contains(field) && !text.contains(field),
-                "{} added beside hostUsers: false at {}",
-                field,
-                add.path
+                !(*field == "runAsUser" && *value == json!(65532)),
+                "the baseline uid beside hostUsers: false at {}",
+                path
             );
         }
     }
@@ -299,8 +382,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_invariants(pod in pod(), baseline in baseline()) {
-        let policy = Policy { baseline: &baseline, allow_opt_out: true };
+    fn engine_invariants(pod in pod(), baseline in baseline(), images in images()) {
+        let policy = Policy { baseline: &baseline, allow_opt_out: true, images: &images };
         let h = harden_object(&pod, policy).unwrap().expect("a Pod has a pod spec");
 
         // Add-only, onto members absent from the pod as the API server
@@ -324,8 +407,11 @@ proptest! {
 
         checks::explained(&h.hardening.report).map_err(TestCaseError::fail)?;
         decided_identity_not_extended(&pod, &hardened)?;
-        if baseline.identity == IdentityMode::Userns {
-            user_namespace_is_all_or_nothing(&pod, &h.patch)?;
+        host_users_only_where_allowed(&pod, &h.patch)?;
+        match baseline.identity {
+            IdentityMode::Userns => user_namespace_is_all_or_nothing(&h.patch)?,
+            IdentityMode::Auto => auto_adds_no_root(&h.patch)?,
+            IdentityMode::Uid => {}
         }
 
         // The server reads the spec with only the fields the engine looks at

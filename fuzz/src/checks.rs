@@ -129,6 +129,7 @@ pub fn engine_bytes(data: &[u8]) {
     let policy = Policy {
         baseline: &baseline,
         allow_opt_out: true,
+        images: &secure_defaults::engine::ImageFacts::default(),
     };
     // Refusing a pod that does not parse is fine; panicking is not.
     let Ok(Some(h)) = harden_object(&pod, policy) else {

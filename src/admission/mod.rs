@@ -20,7 +20,7 @@ use crate::config::{Config, Mode};
 use crate::engine::annotations::{SKIP, SKIP_FIELDS};
 use crate::engine::manifest::{into_prefixed, pod_template_path};
 use crate::engine::report::{Added, ContainerKind, Target};
-use crate::engine::{self, Check, Field, Hardening, Policy, Report, Scope, Violation};
+use crate::engine::{self, Check, Field, Hardening, ImageFacts, Policy, Report, Scope, Violation};
 use crate::policy::assess;
 use crate::policy::messages;
 use jsonptr::PointerBuf;
@@ -552,6 +552,12 @@ pub fn unreadable(request: &Unreadable, config: &Config) -> Reviewed {
 
 /// Answer one admission request.
 pub fn review(req: &Request, config: &Config) -> Reviewed {
+    review_with(req, config, &ImageFacts::default())
+}
+
+/// [`review`] with the images looked up for `identity: auto` (the server
+/// looks them up before, as the engine does no I/O).
+pub fn review_with(req: &Request, config: &Config, images: &ImageFacts) -> Reviewed {
     let outcome = Outcome::of(req, config.mode);
     let response = AdmissionResponse::from(req);
     match subject(req) {
@@ -563,7 +569,7 @@ pub fn review(req: &Request, config: &Config) -> Reviewed {
             },
         },
         Some(Subject::WorkloadPreview) => preview(req, config, outcome),
-        Some(Subject::Pod(change)) => match harden(req, change, config) {
+        Some(Subject::Pod(change)) => match harden(req, change, config, images) {
             Ok(Some(hardened)) => decide(req, config, hardened, outcome),
             Ok(None) => Reviewed {
                 response,
@@ -689,7 +695,7 @@ struct Hardened {
 
 /// Run the engine on the request's pod. `Ok(None)`: nothing in scope
 /// (an ephemeral-containers update that adds none).
-fn harden(req: &Request, change: PodChange, config: &Config) -> Result<Option<Hardened>, Problem> {
+fn harden(req: &Request, change: PodChange, config: &Config, images: &ImageFacts) -> Result<Option<Hardened>, Problem> {
     let invalid = |reason: String| Problem {
         kind: problem::INVALID_OBJECT,
         reason,
@@ -734,6 +740,7 @@ fn harden(req: &Request, change: PodChange, config: &Config) -> Result<Option<Ha
     let policy = Policy {
         baseline: &config.baseline,
         allow_opt_out: config.allow_pod_opt_out,
+        images,
     };
     let hardening = engine::harden(&object.metadata, &spec, &scope, policy).map_err(|e| Problem {
         kind: problem::ENGINE,

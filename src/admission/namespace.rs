@@ -3,6 +3,7 @@
 
 use crate::admission::{self, Decision, Outcome, Request, Reviewed};
 use crate::config::{Config, Mode};
+use crate::engine::ImageFacts;
 use crate::policy::messages;
 use crate::policy::namespace::{effective, NamespaceInfo, AUDIT_KEY, MODE};
 use kube::core::admission::{AdmissionResponse, Operation};
@@ -11,8 +12,13 @@ use kube::core::admission::{AdmissionResponse, Operation};
 /// effective configuration, the namespace's warnings added to the response
 /// (and logged), `off` answered untouched.
 pub fn review(req: &Request, config: &Config, ns: Option<&NamespaceInfo>) -> Reviewed {
+    review_with(req, config, ns, &ImageFacts::default())
+}
+
+/// [`review`] with the images looked up for `identity: auto`.
+pub fn review_with(req: &Request, config: &Config, ns: Option<&NamespaceInfo>, images: &ImageFacts) -> Reviewed {
     let Some(ns) = ns else {
-        return admission::review(req, config);
+        return admission::review_with(req, config, images);
     };
     let eff = effective(config, ns);
     if !eff.warnings.is_empty() {
@@ -26,7 +32,7 @@ pub fn review(req: &Request, config: &Config, ns: Option<&NamespaceInfo>) -> Rev
             outcome: skipped(req, config.mode),
         }
     } else {
-        admission::review(req, &eff.config)
+        admission::review_with(req, &eff.config, images)
     };
     let response = &mut reviewed.response;
     if !eff.warnings.is_empty() {

@@ -6,7 +6,9 @@
 //! and reason and prints no partial output.
 
 use crate::config::Config;
+use crate::engine::baseline::IdentityMode;
 use crate::engine::manifest::{self, ExtraKind, ObjectHardening};
+use crate::engine::ImageFacts;
 use crate::engine::{Policy, Report};
 use crate::policy::messages;
 use crate::yaml;
@@ -16,6 +18,8 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::PathBuf;
+
+mod resolve;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -42,6 +46,16 @@ pub struct MutateArgs {
     /// Do not print the summary of warnings on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+    /// `identity: auto`: look each image's user up in its registry, as the
+    /// webhook does (same `imageLookup` settings and egress guard). Without
+    /// it, `mutate` makes no network access and `auto` uses `identityFallback`.
+    #[arg(long)]
+    pub resolve_images: bool,
+    /// Registry credentials for --resolve-images: a Docker config file
+    /// (`{"auths": ...}`, the data of a dockerconfigjson Secret). Repeatable.
+    /// Without it: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, if present.
+    #[arg(long, value_name = "FILE", requires = "resolve_images")]
+    pub pull_secret: Vec<PathBuf>,
 }
 
 /// One input document and what the engine made of it.
@@ -68,15 +82,11 @@ pub fn run(args: &MutateArgs) -> Result<()> {
 
 fn run_here(args: &MutateArgs) -> Result<()> {
     let config = Config::load_or_default(args.config.as_deref())?;
-    let policy = Policy {
-        baseline: &config.baseline,
-        allow_opt_out: config.allow_pod_opt_out,
-    };
     let mut renderer = Renderer::new(args.output);
     let mut notes = Vec::new();
     let mut stdin_used = false;
-    for file in &args.files {
-        let (name, text) = if file.as_os_str() == "-" {
+    let mut read = |file: &PathBuf| -> Result<(String, String)> {
+        if file.as_os_str() == "-" {
             if std::mem::replace(&mut stdin_used, true) {
                 bail!("-f - given more than once");
             }
@@ -84,12 +94,30 @@ fn run_here(args: &MutateArgs) -> Result<()> {
             std::io::stdin()
                 .read_to_string(&mut text)
                 .context("cannot read standard input")?;
-            ("(stdin)".to_string(), text)
+            Ok(("(stdin)".to_string(), text))
         } else {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-            (file.display().to_string(), text)
-        };
-        harden_stream(&name, &text, policy, &config.extra_kinds, &mut renderer, &mut notes)?;
+            Ok((file.display().to_string(), text))
+        }
+    };
+    if args.resolve_images && config.baseline.identity == IdentityMode::Auto {
+        // Every file first: the images of all of them are looked up at once.
+        let texts = args.files.iter().map(&mut read).collect::<Result<Vec<_>>>()?;
+        let facts = resolve::images(&config, &args.pull_secret, &texts)?;
+        let policy = policy(&config, &facts);
+        for (name, text) in &texts {
+            harden_stream(name, text, policy, &config.extra_kinds, &mut renderer, &mut notes)?;
+        }
+    } else {
+        if args.resolve_images {
+            notes.push("--resolve-images: nothing looked up, the configuration's identity is not auto".to_string());
+        }
+        let facts = ImageFacts::default();
+        let policy = policy(&config, &facts);
+        for file in &args.files {
+            let (name, text) = read(file)?;
+            harden_stream(&name, &text, policy, &config.extra_kinds, &mut renderer, &mut notes)?;
+        }
     }
     let (out, summary) = renderer.finish()?;
     for note in &notes {
@@ -99,6 +127,14 @@ fn run_here(args: &MutateArgs) -> Result<()> {
         eprint!("{summary}");
     }
     write_stdout(&out)
+}
+
+fn policy<'a>(config: &'a Config, images: &'a ImageFacts) -> Policy<'a> {
+    Policy {
+        baseline: &config.baseline,
+        allow_opt_out: config.allow_pod_opt_out,
+        images,
+    }
 }
 
 /// Harden and render each object of one file as it is read. A document is
@@ -363,7 +399,7 @@ impl Summary {
             );
             // The warnings below name every other identity decision; the plain
             // uid is named here, so the summary always says which identity.
-            if let Some(identity) = report.identity.filter(|i| i.is_plain_uid()) {
+            if let Some(identity) = report.identity.as_ref().filter(|i| i.is_plain_uid()) {
                 let _ = writeln!(self.text, "  {}", identity.message());
             }
             for w in messages::warnings(report) {

@@ -4,13 +4,17 @@
 //! which is how a Deployment usually configures it.
 
 use crate::cluster::namespaces::NamespaceCache;
+use crate::cluster::pull_secrets::PullSecrets;
 use crate::config::Config;
+use crate::images::Resolver;
+use crate::server::images::ImageService;
 use crate::server::tls::{CertSource, PemPair};
 use crate::server::{self, dev_cert, duration, Reviewer, Settings};
 use anyhow::{Context, Result};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -151,6 +155,7 @@ pub fn run_with(args: &ServeArgs, reviewer: Reviewer) -> Result<()> {
                 .context("--namespace-policy needs a kubeconfig or the in-cluster configuration")?;
             settings.namespaces = Some(NamespaceCache::start(client, args.namespace_sync_timeout));
         }
+        settings.images = image_service(&settings.config, args.namespace_policy).await?;
         let mut running = server::start(settings).await?;
         if let Some(ca) = &ca_path {
             print_try_it(running.addr(), running.admin_addr(), ca);
@@ -173,6 +178,28 @@ pub fn run_with(args: &ServeArgs, reviewer: Reviewer) -> Result<()> {
             }
         }
     })
+}
+
+/// The image lookup, when some pod can get `identity: auto`; with the
+/// cluster's pull secrets when `imageLookup.pullSecrets` and a cluster
+/// configuration is at hand (without one, lookups are anonymous).
+async fn image_service(config: &Config, namespace_policy: bool) -> Result<Option<Arc<ImageService>>> {
+    if !server::images::auto_possible(config, namespace_policy) {
+        return Ok(None);
+    }
+    let resolver = Resolver::new(config.image_lookup.clone()).context("cannot start the image lookup")?;
+    let pull_secrets = if config.image_lookup.pull_secrets {
+        match kube::Client::try_default().await {
+            Ok(client) => Some(PullSecrets::new(client)),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::Chain(&e), "no cluster configuration: image lookups use no pull secrets");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Some(Arc::new(ImageService { resolver, pull_secrets })))
 }
 
 /// SIGTERM (the kubelet) or SIGINT (Ctrl-C).

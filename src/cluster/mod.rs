@@ -4,3 +4,4 @@
 
 pub mod listers;
 pub mod namespaces;
+pub mod pull_secrets;

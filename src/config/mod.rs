@@ -2,6 +2,7 @@
 //! whether pods may opt out, and what namespaces may change. Loaded once at
 //! start-up (and on reload).
 
+pub mod image_lookup;
 pub mod namespace;
 pub mod schema;
 
@@ -30,6 +31,8 @@ pub struct Config {
     /// Custom resources with a pod template, hardened by `mutate` and `scan`
     /// like the built-in workloads (the webhook hardens their pods).
     pub extra_kinds: Vec<ExtraKind>,
+    /// How `identity: auto` looks up each image's user in its registry.
+    pub image_lookup: image_lookup::ImageLookup,
 }
 
 impl Default for Config {
@@ -41,6 +44,7 @@ impl Default for Config {
             allow_pod_opt_out: true,
             namespace_policy: Default::default(),
             extra_kinds: Vec::new(),
+            image_lookup: Default::default(),
         }
     }
 }
@@ -74,6 +78,8 @@ pub enum ConfigError {
     Invalid { origin: String, source: BaselineError },
     #[error("invalid config {origin}: extraKinds: {reason}")]
     ExtraKind { origin: String, reason: String },
+    #[error("invalid config {origin}: imageLookup: {reason}")]
+    ImageLookup { origin: String, reason: String },
 }
 
 impl Config {
@@ -94,6 +100,12 @@ impl Config {
         })?;
         if let Some(reason) = config.extra_kinds.iter().find_map(extra_kind_problem) {
             return Err(ConfigError::ExtraKind {
+                origin: origin.to_string(),
+                reason,
+            });
+        }
+        if let Some(reason) = config.image_lookup.problem() {
+            return Err(ConfigError::ImageLookup {
                 origin: origin.to_string(),
                 reason,
             });
@@ -187,6 +199,22 @@ mod tests {
             let err = Config::from_yaml(&format!("extraKinds: [{bad}]\n"), "t").unwrap_err();
             assert!(err.to_string().contains(reason), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn image_lookup_is_read_and_checked() {
+        let c = Config::from_yaml(
+            "imageLookup: {registries: [reg.example], timeout: 1500ms, cacheTTL: 1m, pullSecrets: false}\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.image_lookup.registries, ["reg.example"]);
+        assert_eq!(c.image_lookup.timeout.0, std::time::Duration::from_millis(1500));
+        assert!(!c.image_lookup.pull_secrets);
+        let err = Config::from_yaml("imageLookup: {timeout: 10s}\n", "t").unwrap_err();
+        assert!(err.to_string().contains("imageLookup: timeout 10s"), "{err}");
+        let err = Config::from_yaml("imageLookup: {timeOut: 1s}\n", "t").unwrap_err();
+        assert!(crate::error::Chain(&err).to_string().contains("timeOut"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub struct Controls {
     /// may edit a namespace cannot exempt it.
     pub allow_opt_out: bool,
     /// Honour the ID overrides (`run-as-user`, `run-as-group`, `fs-group`;
-    /// non-root values only) and `identity` (`uid` or `userns`).
+    /// non-root values only) and `identity` (`uid`, `userns` or `auto`).
     pub allow_overrides: bool,
 }
 

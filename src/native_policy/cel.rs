@@ -426,7 +426,8 @@ fn identity_variables(config: &Config, v: &mut Vec<Variable>) {
     let b = &config.baseline;
     let default = b.identity == IdentityMode::Userns;
     let userns = if config.namespace_policy.allow_overrides {
-        // The namespace's `uid` or `userns`; anything else leaves the configuration's.
+        // The namespace's `uid` or `userns`; anything else (`auto`, which CEL
+        // cannot do) leaves the configuration's.
         let raw = namespace_value(IDENTITY);
         format!("{raw} == 'userns' || ({raw} != 'uid' && {default})")
     } else {
@@ -528,6 +529,14 @@ pub fn check_expressible(config: &Config) -> Result<(), PolicyError> {
         return Err(PolicyError::Unsupported {
             setting: "mode: audit".into(),
             reason: "a MutatingAdmissionPolicy cannot report what it would add without adding it".into(),
+        });
+    }
+    if config.baseline.identity == IdentityMode::Auto {
+        return Err(PolicyError::Unsupported {
+            setting: "baseline.identity: auto".into(),
+            reason: "CEL cannot look up an image's user in its registry; use identity: userns (a user namespace) \
+                     or uid (the baseline's uid), or the webhook"
+                .into(),
         });
     }
     if config.namespace_policy.allow_opt_out {

@@ -125,6 +125,7 @@ mod tests {
 
     #[rstest]
     #[case::audit_mode("mode: audit\n", "mode: audit")]
+    #[case::auto_identity("baseline:\n  identity: auto\n", "baseline.identity: auto")]
     #[case::namespace_opt_out("namespacePolicy:\n  allowOptOut: true\n", "namespacePolicy.allowOptOut")]
     #[case::deny_check_without_cel("deny: [privileged, sysctls]\n", "deny: [sysctls]")]
     fn settings_a_policy_cannot_express_are_refused_by_name(#[case] yaml: &str, #[case] setting: &str) {

@@ -97,6 +97,7 @@ pub fn assess(object: &Value, config: &Config, off: bool) -> Result<Option<Asses
     let policy = Policy {
         baseline: &config.baseline,
         allow_opt_out: config.allow_pod_opt_out,
+        images: &crate::engine::ImageFacts::default(),
     };
     let report = engine::harden(&template.metadata, &template.spec, &Scope::Pod, policy)?.report;
     let (mode, added, would_add, remaining) = match config.mode {

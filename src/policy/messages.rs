@@ -24,9 +24,10 @@ pub fn warnings(report: &Report) -> Vec<String> {
         out.push(format!("pod left unchanged: {}", reason.reason()));
     }
     // The identity decision, unless it is the plain default (a uid on the
-    // containers that set none): user namespace, kept, or a fallback and why.
-    if let Some(identity) = report.identity.filter(|i| !i.is_plain_uid()) {
-        out.push(identity.message());
+    // containers that set none): user namespace, kept, or a fallback and why;
+    // in `identity: auto` also a line per container decided from its image.
+    if let Some(identity) = report.identity.as_ref().filter(|i| !i.is_plain_uid()) {
+        out.extend(identity.messages());
     }
     // One line per target and guard, its fields in the report's order:
     // `runAsNonRoot, runAsUser not added to container "agent": it is privileged`.
@@ -217,8 +218,9 @@ mod tests {
             choice: IdentityChoice::Uid,
             reason: IdentityReason::UidMode,
             uid: Some(65532),
+            containers: Vec::new(),
         };
-        report.identity = Some(identity);
+        report.identity = Some(identity.clone());
         assert_eq!(warnings(&report), Vec::<String>::new());
         identity.reason = IdentityReason::HostNetwork;
         report.identity = Some(identity);
@@ -230,6 +232,7 @@ mod tests {
             choice: IdentityChoice::UserNamespace,
             reason: IdentityReason::NoIdentitySet,
             uid: Some(65532),
+            containers: Vec::new(),
         });
         assert_eq!(
             warnings(&report),

@@ -30,7 +30,7 @@ pub const FS_GROUP: &str = "secure-defaults.io/fs-group";
 pub const READ_ONLY_ROOT_FILESYSTEM: &str = "secure-defaults.io/read-only-root-filesystem";
 /// `RuntimeDefault` or `off`.
 pub const APPARMOR: &str = "secure-defaults.io/apparmor";
-/// `uid` or `userns` (`baseline.identity`).
+/// `uid`, `userns` or `auto` (`baseline.identity`).
 pub const IDENTITY: &str = "secure-defaults.io/identity";
 
 /// Audit annotation key: what the namespace changed (`mode=audit,runAsUser=1000`).
@@ -167,7 +167,7 @@ pub fn effective<'a>(config: &'a Config, ns: &NamespaceInfo) -> Effective<'a> {
             Some(_) => warnings.push(ns.warning(&format!(
                 "{IDENTITY} ignored: this cluster does not allow namespace overrides (namespacePolicy.allowOverrides)"
             ))),
-            None => warnings.push(ns.warning(&format!("{IDENTITY}={value:?} ignored: expected uid or userns"))),
+            None => warnings.push(ns.warning(&format!("{IDENTITY}={value:?} ignored: expected uid, userns or auto"))),
         }
     }
 
@@ -345,7 +345,8 @@ mod tests {
     #[case::userns(Some("userns"), true, IdentityMode::Userns, &["identity=userns"], None)]
     #[case::uid_is_the_default(Some("uid"), true, IdentityMode::Uid, &[], None)]
     #[case::overrides_not_allowed(Some("userns"), false, IdentityMode::Uid, &[], Some("allowOverrides"))]
-    #[case::auto_is_not_a_mode(Some("auto"), true, IdentityMode::Uid, &[], Some("expected uid or userns"))]
+    #[case::auto(Some("auto"), true, IdentityMode::Auto, &["identity=auto"], None)]
+    #[case::not_a_mode(Some("image"), true, IdentityMode::Uid, &[], Some("expected uid, userns or auto"))]
     #[case::nothing_set(None, true, IdentityMode::Uid, &[], None)]
     fn identity_mode(
         #[case] value: Option<&str>,

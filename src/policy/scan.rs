@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::engine::manifest;
-use crate::engine::{Identity, IdentityChoice, IdentityReason};
+use crate::engine::{ContainerChoice, Identity, IdentityChoice, IdentityReason};
 use crate::policy::assess::{self, Assessment, Verdict};
 use crate::policy::namespace::{self as namespace_policy, NamespaceInfo};
 use crate::policy::ModeInForce;
@@ -321,7 +321,9 @@ pub fn table(report: &Report) -> String {
 
 /// The IDENTITY cell: `uid`, `userns` or `kept`, and the reason when it is
 /// not the mode's plain choice (`uid (hostNetwork)`, `userns (explicitRoot)`).
-fn identity_cell(identity: Option<Identity>) -> String {
+/// In `identity: auto`, what the containers got, each kind once:
+/// `auto: image, uid (fallback)`, `auto: userns (hostNetwork)`.
+fn identity_cell(identity: Option<&Identity>) -> String {
     let Some(i) = identity else {
         return "-".into();
     };
@@ -330,13 +332,28 @@ fn identity_cell(identity: Option<Identity>) -> String {
         IdentityChoice::UserNamespace => "userns",
         IdentityChoice::Kept => "kept",
     };
-    match i.reason {
-        IdentityReason::UidMode | IdentityReason::NoIdentitySet => choice.to_string(),
-        reason => {
-            let reason = serde_json::to_value(reason).ok();
-            format!("{choice} ({})", reason.as_ref().and_then(Value::as_str).unwrap_or("?"))
+    let reason = match i.reason {
+        IdentityReason::UidMode | IdentityReason::NoIdentitySet | IdentityReason::Images => None,
+        reason => serde_json::to_value(reason).ok(),
+    };
+    let reason = reason.as_ref().map(|r| format!(" ({})", r.as_str().unwrap_or("?")));
+    if i.containers.is_empty() {
+        return format!("{choice}{}", reason.unwrap_or_default());
+    }
+    let mut kinds: Vec<&str> = Vec::new();
+    for c in &i.containers {
+        let kind = match (c.got, c.fallback.is_some()) {
+            (ContainerChoice::ImageUser { .. }, _) => "image",
+            (ContainerChoice::UserNamespace, false) => "userns",
+            (ContainerChoice::UserNamespace, true) => "userns (fallback)",
+            (ContainerChoice::Uid, false) => "uid",
+            (ContainerChoice::Uid, true) => "uid (fallback)",
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
         }
     }
+    format!("auto: {}{}", kinds.join(", "), reason.unwrap_or_default())
 }
 
 fn row(w: &Workload) -> [String; 6] {
@@ -374,7 +391,7 @@ fn row(w: &Workload) -> [String; 6] {
     [
         name,
         added,
-        identity_cell(a.identity),
+        identity_cell(a.identity.as_ref()),
         list(kept),
         list(remaining),
         verdict,
@@ -411,10 +428,11 @@ mod tests {
     #[test]
     fn identity_cell_names_the_fallback_reason() {
         let cell = |choice, reason| {
-            identity_cell(Some(Identity {
+            identity_cell(Some(&Identity {
                 choice,
                 reason,
                 uid: Some(65532),
+                containers: Vec::new(),
             }))
         };
         assert_eq!(cell(IdentityChoice::Uid, IdentityReason::UidMode), "uid");

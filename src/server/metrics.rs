@@ -55,6 +55,15 @@ struct ReloadLabels {
     result: &'static str,
 }
 
+/// Seconds; a cached answer takes microseconds, a registry round trip tens
+/// of milliseconds, the budget is at most 4 s.
+const LOOKUP_BUCKETS: [f64; 12] = [0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    result: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -102,6 +111,8 @@ pub struct Metrics {
     pub large_body_bytes: Gauge,
     /// Large bodies that had to wait for the budget.
     pub large_body_waits: Counter,
+    image_lookups: Family<LookupLabels, Counter>,
+    image_lookup_duration: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -129,6 +140,8 @@ impl Metrics {
         let large_body_bytes = Gauge::default();
         let cert_expiry = Gauge::default();
         let large_body_waits = Counter::default();
+        let image_lookups = Family::<LookupLabels, Counter>::default();
+        let image_lookup_duration = Histogram::new(LOOKUP_BUCKETS);
         registry.register(
             "admission_requests",
             "Admission reviews by operation and outcome; in audit mode the outcome is what enforce mode would do",
@@ -180,6 +193,16 @@ impl Metrics {
             large_body_waits.clone(),
         );
         registry.register(
+            "image_lookups",
+            "Image lookups of identity: auto by result: hit (cached), fetched, failed, refused (egress guard or imageLookup.registries), timeout",
+            image_lookups.clone(),
+        );
+        registry.register(
+            "image_lookup_duration_seconds",
+            "Time one image lookup took within its review, cache hits included",
+            image_lookup_duration.clone(),
+        );
+        registry.register(
             "build",
             "Build information",
             Info::new(BuildLabels {
@@ -198,7 +221,15 @@ impl Metrics {
             cert_expiry,
             large_body_bytes,
             large_body_waits,
+            image_lookups,
+            image_lookup_duration,
         }
+    }
+
+    /// One image looked up for a review; `result` is [`crate::images::Looked::result`].
+    pub fn image_lookup(&self, result: &'static str, elapsed: Duration) {
+        self.image_lookups.get_or_create(&LookupLabels { result }).inc();
+        self.image_lookup_duration.observe(elapsed.as_secs_f64());
     }
 
     /// One answered review.

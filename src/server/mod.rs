@@ -21,12 +21,14 @@
 pub mod body_memory;
 pub mod dev_cert;
 pub mod duration;
+pub mod images;
 pub mod metrics;
 pub mod tls;
 
 use crate::admission::{self, redact, BodyError, Outcome, Parsed, Reviewed};
 use crate::cluster::namespaces::NamespaceCache;
 use crate::config::Config;
+use crate::engine::ImageFacts;
 use actix_http::error::DispatchError;
 use actix_http::{ConnectionType, HttpService, KeepAlive, Request, StatusCode};
 use actix_rt::net::TcpStream;
@@ -40,6 +42,7 @@ use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use body_memory::{BodyMemory, Reservation};
 use futures_util::StreamExt;
+use images::ImageService;
 use metrics::{error_kind, Metrics};
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpListener};
@@ -88,6 +91,8 @@ pub struct Settings {
     pub client_ca: Option<PathBuf>,
     /// What answers a review: [`harden`].
     pub reviewer: Reviewer,
+    /// `identity: auto`: the image lookup run before each review.
+    pub images: Option<Arc<ImageService>>,
 }
 
 impl Settings {
@@ -110,6 +115,7 @@ impl Settings {
             namespaces: None,
             client_ca: None,
             reviewer: harden,
+            images: None,
         }
     }
 }
@@ -117,21 +123,27 @@ impl Settings {
 /// How the server answers a body read within its limits: [`harden`] in the
 /// webhook. The benchmarks' no-op endpoint (`examples/noop_webhook.rs`)
 /// passes its own, to load the same HTTP and TLS stack without the engine.
-pub type Reviewer = fn(&[u8], &AppState) -> Result<Reviewed, BodyError>;
+/// `images` are the lookups of `identity: auto` ([`images`]), empty when
+/// nothing was looked up.
+pub type Reviewer = fn(&[u8], &AppState, &ImageFacts) -> Result<Reviewed, BodyError>;
 
 /// The webhook: parse the review and answer it with the admission layer,
 /// under the namespace's policy when there is one.
-pub fn harden(body: &[u8], state: &AppState) -> Result<Reviewed, BodyError> {
-    Ok(match admission::parse(body)? {
+pub fn harden(body: &[u8], state: &AppState, images: &ImageFacts) -> Result<Reviewed, BodyError> {
+    Ok(answer_parsed(admission::parse(body)?, state, images))
+}
+
+fn answer_parsed(parsed: Parsed, state: &AppState, images: &ImageFacts) -> Reviewed {
+    match parsed {
         Parsed::Request(req) => match &state.namespaces {
-            None => admission::review(&req, &state.config),
+            None => admission::review_with(&req, &state.config, images),
             Some(cache) => {
                 let ns = req.namespace.as_deref().and_then(|name| cache.get(name));
-                admission::namespace::review(&req, &state.config, ns.as_ref())
+                admission::namespace::review_with(&req, &state.config, ns.as_ref(), images)
             }
         },
         Parsed::Unreadable(request) => admission::unreadable(&request, &state.config),
-    })
+    }
 }
 
 #[derive(Debug, Error)]
@@ -158,6 +170,8 @@ pub struct AppState {
     /// Per-namespace policy; `None` when off.
     pub namespaces: Option<NamespaceCache>,
     pub reviewer: Reviewer,
+    /// `identity: auto`: the image lookup; `None` when no pod can be `auto`.
+    pub images: Option<Arc<ImageService>>,
 }
 
 impl AppState {
@@ -172,6 +186,7 @@ impl AppState {
             max_body: MAX_BODY,
             namespaces: None,
             reviewer: harden,
+            images: None,
         }
     }
 
@@ -255,7 +270,7 @@ async fn mutate(req: HttpRequest, mut payload: web::Payload, state: web::Data<Ap
     let deadline = api_server_timeout(req.query_string());
     let mut response = match read_body(&req, &mut payload, &state, deadline).await {
         // The reservation, if any, is given back with the body, after the review.
-        Ok((body, _reservation)) => match (state.reviewer)(&body, &state) {
+        Ok((body, _reservation)) => match review(&body, &state, deadline, started).await {
             Ok(reviewed) => answer(reviewed, &state, started, deadline),
             Err(e) => refuse(&state, started, body_error(e), payload),
         },
@@ -267,6 +282,31 @@ async fn mutate(req: HttpRequest, mut payload: web::Payload, state: web::Data<Ap
         response.head_mut().set_connection_type(ConnectionType::Close);
     }
     response
+}
+
+/// The reviewer; or, with an image lookup (no other reviewer then), the
+/// request parsed once, its images looked up (bounded by the budget), and
+/// [`harden`]'s answer.
+async fn review(
+    body: &[u8],
+    state: &AppState,
+    deadline: Option<Duration>,
+    started: Instant,
+) -> Result<Reviewed, BodyError> {
+    let Some(images) = &state.images else {
+        return (state.reviewer)(body, state, &ImageFacts::default());
+    };
+    let parsed = admission::parse(body)?;
+    let facts = match &parsed {
+        Parsed::Request(req) => {
+            let namespaces = state.namespaces.as_ref();
+            images
+                .facts(req, body, &state.config, namespaces, deadline, started, &state.metrics)
+                .await
+        }
+        Parsed::Unreadable(_) => ImageFacts::default(),
+    };
+    Ok(answer_parsed(parsed, state, &facts))
 }
 
 fn body_error(e: BodyError) -> Refusal {
@@ -540,6 +580,7 @@ pub async fn start(settings: Settings) -> Result<Running, ServeError> {
     let mut state = AppState {
         namespaces: settings.namespaces.clone(),
         reviewer: settings.reviewer,
+        images: settings.images.clone(),
         ..AppState::new(settings.config.clone(), settings.body_timeout)
     };
     state.body_memory = BodyMemory::new(settings.body_memory, state.metrics.large_body_bytes.clone());

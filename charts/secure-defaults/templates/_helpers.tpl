@@ -40,6 +40,17 @@ then does the ignore label take a namespace out of the webhook. */}}
 {{- if eq (toString (get $policy "allowOptOut")) "true" }}true{{ end -}}
 {{- end -}}
 
+{{/* "true" when the webhook reads pull secrets for the image lookup: the
+cluster's identity is auto and imageLookup.pullSecrets is not false. A
+namespace that chooses auto itself gets anonymous lookups unless this holds
+(no cluster-wide secret access for a mode the cluster did not choose). */}}
+{{- define "secure-defaults.readsPullSecrets" -}}
+{{- $config := include "secure-defaults.configYaml" . | fromYaml | default dict -}}
+{{- $baseline := get $config "baseline" | default dict -}}
+{{- $lookup := get $config "imageLookup" | default dict -}}
+{{- if and (eq (toString (get $baseline "identity")) "auto") (ne (toString (get $lookup "pullSecrets")) "false") }}true{{ end -}}
+{{- end -}}
+
 {{/* The webhook's service DNS names, as the API server and the certificate use them. */}}
 {{- define "secure-defaults.dnsNames" -}}
 - {{ include "secure-defaults.fullname" . }}.{{ .Release.Namespace }}.svc

@@ -36,7 +36,11 @@ pub struct Baseline {
     pub app_armor_profile: Option<ProfileType>,
     // Who the processes run as: which decision `rules.rs` makes per pod.
     pub identity: IdentityMode,
-    /// `identity: userns`: a pod whose containers explicitly run as root
+    /// `identity: auto`: what a container gets whose image was not looked
+    /// up, or could not be (`uid` or `userns`).
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["uid", "userns"])))]
+    pub identity_fallback: IdentityMode,
+    /// `identity: userns` and `auto`: a pod whose containers explicitly run as root
     /// also gets `hostUsers: false` (root stays root inside, unprivileged on
     /// the host). Adds a field, overrides nothing.
     pub user_namespace_for_explicit_root: bool,
@@ -61,6 +65,7 @@ impl Default for Baseline {
             read_only_root_filesystem: false,
             app_armor_profile: None,
             identity: IdentityMode::Uid,
+            identity_fallback: IdentityMode::Uid,
             user_namespace_for_explicit_root: true,
             fs_group_beside_run_as_user: false,
         }
@@ -93,6 +98,11 @@ pub enum IdentityMode {
     /// `spec.hostUsers: false` (a user namespace) and no uid, where the pod
     /// can use one; `uid` otherwise.
     Userns,
+    /// Per container, from its image's own user (looked up in its registry
+    /// before the engine runs): a numeric non-root user is used as is, root
+    /// gets a user namespace, a named user the baseline's uid; an image not
+    /// looked up gets `identityFallback`.
+    Auto,
 }
 
 impl IdentityMode {
@@ -100,11 +110,12 @@ impl IdentityMode {
         match self {
             IdentityMode::Uid => "uid",
             IdentityMode::Userns => "userns",
+            IdentityMode::Auto => "auto",
         }
     }
 
     pub fn parse(s: &str) -> Option<IdentityMode> {
-        [IdentityMode::Uid, IdentityMode::Userns]
+        [IdentityMode::Uid, IdentityMode::Userns, IdentityMode::Auto]
             .into_iter()
             .find(|m| m.as_str() == s)
     }
@@ -134,6 +145,8 @@ pub enum BaselineError {
     IdOutOfRange { field: &'static str, value: i64 },
     #[error("baseline.allowPrivilegeEscalation: only false (add it) or null (leave it alone) make sense")]
     EscalationTrue,
+    #[error("baseline.identityFallback: auto cannot be its own fallback; use uid or userns")]
+    AutoFallback,
 }
 
 impl Baseline {
@@ -159,6 +172,9 @@ impl Baseline {
         }
         if self.allow_privilege_escalation == Some(true) {
             return Err(BaselineError::EscalationTrue);
+        }
+        if self.identity_fallback == IdentityMode::Auto {
+            return Err(BaselineError::AutoFallback);
         }
         Ok(())
     }
@@ -224,8 +240,20 @@ mod tests {
     fn identity_modes_parse_and_others_are_an_error() {
         let b: Baseline = serde_yaml::from_str("identity: userns\n").unwrap();
         assert_eq!(b.identity, IdentityMode::Userns);
+        let b: Baseline = serde_yaml::from_str("identity: auto\nidentityFallback: userns\n").unwrap();
+        assert_eq!(
+            (b.identity, b.identity_fallback),
+            (IdentityMode::Auto, IdentityMode::Userns)
+        );
         assert_eq!(Baseline::default().identity, IdentityMode::Uid);
-        assert!(serde_yaml::from_str::<Baseline>("identity: auto\n").is_err());
+        assert_eq!(Baseline::default().identity_fallback, IdentityMode::Uid);
+        assert!(serde_yaml::from_str::<Baseline>("identity: image\n").is_err());
+    }
+
+    #[test]
+    fn auto_is_no_fallback() {
+        let b: Baseline = serde_yaml::from_str("identity: auto\nidentityFallback: auto\n").unwrap();
+        assert_eq!(b.validate(), Err(BaselineError::AutoFallback));
     }
 
     #[test]

@@ -7,6 +7,8 @@ use k8s_openapi::api::core::v1::{Container, ContainerPort, EphemeralContainer, P
 /// What the rules need from any container.
 pub trait ContainerLike {
     fn name(&self) -> &str;
+    /// The image reference as written (empty when absent).
+    fn image(&self) -> &str;
     fn security_context(&self) -> Option<&SecurityContext>;
     fn security_context_mut(&mut self) -> &mut Option<SecurityContext>;
     fn ports(&self) -> &[ContainerPort];
@@ -19,6 +21,9 @@ macro_rules! container_like {
         impl ContainerLike for $ty {
             fn name(&self) -> &str {
                 &self.name
+            }
+            fn image(&self) -> &str {
+                self.image.as_deref().unwrap_or_default()
             }
             fn security_context(&self) -> Option<&SecurityContext> {
                 self.security_context.as_ref()

@@ -1,7 +1,7 @@
 //! Reading a pod spec from JSON with only the fields the engine looks at.
 //!
-//! Building a full `PodSpec` allocates every env var, image, command and
-//! resource of every container, and then the engine clones it: for a typical
+//! Building a full `PodSpec` allocates every env var, command, volume mount
+//! and resource of every container, and then the engine clones it: for a typical
 //! pod that was most of the time a review took. The rules and the
 //! `restricted` checks read a few fields; the reader below fills exactly
 //! those into an ordinary `PodSpec` and skips the rest of the text without
@@ -69,6 +69,8 @@ struct Spec {
 #[serde(rename_all = "camelCase")]
 struct Container {
     name: Option<String>,
+    /// For `identity: auto`, which looks the image's user up by it.
+    image: Option<String>,
     security_context: Option<Box<SecurityContext>>,
     ports: Option<Vec<ContainerPort>>,
     liveness_probe: Option<Box<Probe>>,
@@ -106,6 +108,7 @@ impl From<Container> for core::Container {
     fn from(c: Container) -> core::Container {
         core::Container {
             name: c.name.unwrap_or_default(),
+            image: c.image,
             security_context: c.security_context.map(|b| *b),
             ports: c.ports,
             liveness_probe: c.liveness_probe.map(|b| *b),
@@ -124,6 +127,7 @@ impl From<Container> for EphemeralContainer {
     fn from(c: Container) -> EphemeralContainer {
         EphemeralContainer {
             name: c.name.unwrap_or_default(),
+            image: c.image,
             security_context: c.security_context.map(|b| *b),
             ports: c.ports,
             volume_devices: c.volume_devices,
@@ -229,7 +233,8 @@ mod tests {
         assert_eq!(spec.init_containers.as_ref().unwrap()[0].name, "init");
         assert_eq!(spec.init_containers.as_ref().unwrap()[0].env, None);
         assert_eq!(spec.containers.len(), 2);
-        assert_eq!(spec.containers[0].image, None);
+        assert_eq!(spec.containers[0].image.as_deref(), Some("x"));
+        assert_eq!(spec.containers[1].image, None);
         assert_eq!(
             spec.containers[0].security_context.as_ref().unwrap().privileged,
             Some(true)

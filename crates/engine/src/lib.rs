@@ -4,13 +4,15 @@
 //! same patch and report, in the same order.
 //!
 //! - `baseline.rs`: the values secure-defaults fills in.
-//! - `rules.rs`: where and when each value is filled in, top to bottom.
+//! - `rules.rs`: where and when each value is filled in, top to bottom;
+//!   `rules/identity.rs`: who the processes run as.
 //! - `restricted.rs`: what Pod Security `restricted` still rejects afterwards.
 //! - `cautions.rs`: what the hardened pod cannot do at run time (low ports).
 //! - `patch.rs`: the rules' result as RFC 6902 `add` operations.
 //! - `input.rs`: reading a pod spec with only the fields the above look at.
 //! - `manifest.rs`: Kubernetes objects that carry a pod spec, and the patch
 //!   with paths for the whole object.
+//! - `images.rs`: who each image runs as, for `identity: auto`.
 //! - `decode.rs`: a manifest's pod template as the API server stores it.
 
 #![forbid(unsafe_code)]
@@ -20,6 +22,7 @@ pub mod baseline;
 mod cautions;
 mod containers;
 pub mod decode;
+pub mod images;
 mod input;
 pub mod manifest;
 mod patch;
@@ -29,10 +32,11 @@ mod rules;
 
 pub use annotations::OptOut;
 pub use baseline::Baseline;
+pub use images::{ImageFacts, ImageLookup, ImageUser};
 pub use input::{read_spec, SpecInput};
 pub use report::{
-    Added, Caution, Check, ContainerKind, Field, Guard, Identity, IdentityChoice, IdentityReason, Kept, Report, Target,
-    Untouched, Violation,
+    Added, Caution, Check, ContainerChoice, ContainerIdentity, ContainerKind, Field, Guard, Identity, IdentityChoice,
+    IdentityReason, ImageFact, Kept, Report, Target, Untouched, Violation,
 };
 
 use annotations::Annotations;
@@ -68,6 +72,9 @@ pub struct Policy<'a> {
     pub baseline: &'a Baseline,
     /// Honour the pod's `secure-defaults.io/skip` and `skip-fields` annotations.
     pub allow_opt_out: bool,
+    /// The containers' images, looked up for `identity: auto`; empty when
+    /// nothing was looked up (every other mode ignores them).
+    pub images: &'a ImageFacts,
 }
 
 /// The engine's answer for one pod spec.
@@ -101,6 +108,7 @@ pub fn harden(metadata: &ObjectMeta, spec: &PodSpec, scope: &Scope, policy: Poli
         orig: spec,
         annotations,
         baseline: policy.baseline,
+        images: policy.images,
         opted_out,
         in_scope,
         pod_level: *scope == Scope::Pod,

@@ -1,6 +1,8 @@
 //! What the engine decided, as data. The webhook turns it into admission
 //! warnings, audit annotations and metrics; the CLI into its summary.
 
+use crate::baseline::IdentityMode;
+use crate::images::ImageUser;
 use serde::Serialize;
 use std::fmt;
 
@@ -188,22 +190,28 @@ impl Untouched {
     }
 }
 
-/// Which identity a pod's processes get, and why: one decision per pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which identity a pod's processes get, and why: one decision per pod, and
+/// in `identity: auto` one per container that states no identity of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Identity {
     pub choice: IdentityChoice,
     pub reason: IdentityReason,
     /// The baseline's `runAsUser`, for the message.
     #[serde(skip)]
     pub uid: Option<i64>,
+    /// `identity: auto`: each container decided from its image, in spec order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerIdentity>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum IdentityChoice {
-    /// The baseline's uid on the containers that set none.
+    /// The baseline's uid on the containers that set none (in `auto`: a
+    /// uid, the baseline's or an image's, on some container).
     Uid,
-    /// `hostUsers: false`: a user namespace, no uid added.
+    /// `hostUsers: false`: a user namespace, no uid added (in `auto`: none
+    /// but an image's own non-root user).
     UserNamespace,
     /// No container needed one: each states its own identity (or runs as root).
     Kept,
@@ -216,6 +224,8 @@ pub enum IdentityReason {
     UidMode,
     /// No container sets an identity of its own.
     NoIdentitySet,
+    /// `identity: auto`: each container from its image (see `containers`).
+    Images,
     /// A container explicitly runs as root; in a user namespace that root is
     /// unprivileged on the host.
     ExplicitRoot,
@@ -238,8 +248,25 @@ pub enum IdentityReason {
     OptedOut,
 }
 
+impl IdentityReason {
+    /// Why the pod cannot have a user namespace, if this says so.
+    fn refusal(self) -> Option<&'static str> {
+        Some(match self {
+            IdentityReason::HostUsersSet => "the pod sets hostUsers itself",
+            IdentityReason::HostNetwork => "pod uses hostNetwork, which user namespaces do not allow",
+            IdentityReason::HostPid => "pod uses hostPID, which user namespaces do not allow",
+            IdentityReason::HostIpc => "pod uses hostIPC, which user namespaces do not allow",
+            IdentityReason::VolumeDevices => "a container uses volumeDevices, which user namespaces do not allow",
+            IdentityReason::Privileged => "a privileged container needs the host's users",
+            IdentityReason::Update => "hostUsers cannot change on an update",
+            IdentityReason::OptedOut => "the pod opted out of hostUsers",
+            _ => return None,
+        })
+    }
+}
+
 impl Identity {
-    /// One line for warnings and the CLI.
+    /// One line for warnings and the CLI: the pod's decision.
     pub fn message(&self) -> String {
         let what = match (self.choice, self.uid) {
             (IdentityChoice::Uid, Some(uid)) => format!("uid {uid} where a container sets none"),
@@ -247,31 +274,112 @@ impl Identity {
             (IdentityChoice::UserNamespace, _) => "user namespace (hostUsers: false)".to_string(),
             (IdentityChoice::Kept, _) => "kept as the containers state it".to_string(),
         };
-        let why = match self.reason {
-            IdentityReason::UidMode => "",
-            IdentityReason::NoIdentitySet => "; root inside the container is unprivileged on the host",
-            IdentityReason::ExplicitRoot => {
-                "; the explicit root stays root inside the container, unprivileged on the host"
+        let why = match (self.reason, self.reason.refusal()) {
+            (_, Some(refusal)) => format!(" ({refusal})"),
+            (IdentityReason::UidMode, _) => String::new(),
+            (IdentityReason::NoIdentitySet | IdentityReason::Images, _)
+                if self.choice == IdentityChoice::UserNamespace =>
+            {
+                "; root inside the container is unprivileged on the host".into()
             }
-            IdentityReason::HostUsersSet => " (the pod sets hostUsers itself)",
-            IdentityReason::ContainersDecide => " (containers state their own user or group)",
-            IdentityReason::HostNetwork => " (pod uses hostNetwork, which user namespaces do not allow)",
-            IdentityReason::HostPid => " (pod uses hostPID, which user namespaces do not allow)",
-            IdentityReason::HostIpc => " (pod uses hostIPC, which user namespaces do not allow)",
-            IdentityReason::VolumeDevices => " (a container uses volumeDevices, which user namespaces do not allow)",
-            IdentityReason::Privileged => " (a privileged container needs the host's users)",
-            IdentityReason::RootOnHostUsers => {
-                " (explicit root stays on the host's users: userNamespaceForExplicitRoot is false)"
+            (IdentityReason::NoIdentitySet | IdentityReason::Images, _) => String::new(),
+            (IdentityReason::ExplicitRoot, _) => {
+                "; the explicit root stays root inside the container, unprivileged on the host".into()
             }
-            IdentityReason::Update => " (hostUsers cannot change on an update)",
-            IdentityReason::OptedOut => " (the pod opted out of hostUsers)",
+            (IdentityReason::ContainersDecide, _) => " (containers state their own user or group)".into(),
+            (IdentityReason::RootOnHostUsers, _) => {
+                " (explicit root stays on the host's users: userNamespaceForExplicitRoot is false)".into()
+            }
+            (_, None) => String::new(),
         };
         format!("identity: {what}{why}")
+    }
+
+    /// One line per decision: the pod's, then in `auto` each container's.
+    /// In `auto` the pod's line is left out where the containers' lines say
+    /// it all (no user namespace).
+    pub fn messages(&self) -> Vec<String> {
+        let pod = self.containers.is_empty() || self.choice == IdentityChoice::UserNamespace;
+        let pod = pod.then(|| self.message());
+        pod.into_iter()
+            .chain(self.containers.iter().map(|c| c.message(self)))
+            .collect()
     }
 
     /// Whether this is today's plain default, not worth a warning of its own.
     pub fn is_plain_uid(&self) -> bool {
         self.choice == IdentityChoice::Uid && self.reason == IdentityReason::UidMode
+    }
+}
+
+/// `identity: auto`: what one container without an identity of its own
+/// got, and from which fact about its image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerIdentity {
+    pub target: Target,
+    /// The image as the container names it.
+    pub image: String,
+    pub got: ContainerChoice,
+    pub image_user: ImageFact,
+    /// `identityFallback`, when it decided (the image was not or could not
+    /// be looked up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<IdentityMode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContainerChoice {
+    /// The image's own numeric non-root user (and group, if it names one).
+    ImageUser { uid: i64, gid: Option<i64> },
+    /// No identity field: the pod's user namespace keeps it off the host's root.
+    UserNamespace,
+    /// The baseline's uid.
+    Uid,
+}
+
+/// What the lookup said about a container's image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ImageFact {
+    NotLookedUp,
+    Found(ImageUser),
+    LookupFailed(String),
+}
+
+impl ContainerIdentity {
+    /// One line: `identity: container "app": uid 1001 from its image`.
+    pub fn message(&self, pod: &Identity) -> String {
+        let what = match (self.got, pod.uid) {
+            (ContainerChoice::ImageUser { uid, gid: None }, _) => format!("uid {uid} from its image"),
+            (ContainerChoice::ImageUser { uid, gid: Some(gid) }, _) => format!("uid {uid}, gid {gid} from its image"),
+            (ContainerChoice::UserNamespace, _) => "no uid, the pod's user namespace".to_string(),
+            (ContainerChoice::Uid, Some(uid)) => format!("uid {uid}"),
+            (ContainerChoice::Uid, None) => "runAsNonRoot".to_string(),
+        };
+        let fallback = match self.fallback {
+            Some(mode) => format!(" (identityFallback: {})", mode.as_str()),
+            None => String::new(),
+        };
+        let fact = match &self.image_user {
+            ImageFact::Found(ImageUser::NonRoot { .. }) => String::new(),
+            ImageFact::Found(ImageUser::Root) => ": its image runs as root".to_string(),
+            ImageFact::Found(ImageUser::Named(name)) if self.got == ContainerChoice::Uid => {
+                format!(": its image names its user {name:?}, which the kubelet cannot check is non-root")
+            }
+            ImageFact::Found(ImageUser::Named(name)) => format!(": its image names its user {name:?}"),
+            ImageFact::NotLookedUp => ": its image was not looked up".to_string(),
+            ImageFact::LookupFailed(why) => format!(": its image could not be looked up: {why}"),
+        };
+        // A container that wanted a user namespace and got a uid: say why.
+        let wanted =
+            matches!(self.image_user, ImageFact::Found(ImageUser::Root)) || self.fallback == Some(IdentityMode::Userns);
+        let refused = match pod.reason.refusal() {
+            Some(refusal) if wanted && self.got == ContainerChoice::Uid => format!("; {refusal}"),
+            _ => String::new(),
+        };
+        format!("identity: {}: {what}{fallback}{fact}{refused}", self.target)
     }
 }
 

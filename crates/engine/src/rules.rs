@@ -10,21 +10,25 @@
 //! Rules read the pod as submitted (`ctx.orig`) and write into a copy
 //! (`spec`). The patch is the difference between the two (see `patch.rs`).
 
+mod identity;
+
 use super::annotations::Annotations;
 use super::baseline::{Baseline, IdentityMode};
 use super::containers::{self, Slot};
-use super::report::{Field, Guard, Identity, IdentityChoice, IdentityReason, Report, Target, Untouched};
+use super::images::ImageFacts;
+use super::report::{Field, Guard, Report, Target, Untouched};
 use k8s_openapi::api::core::v1::{
     AppArmorProfile, Capabilities, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
     WindowsSecurityContextOptions,
 };
-use serde::Serialize;
 
 pub(crate) struct Ctx<'a> {
     /// The pod spec as submitted.
     pub orig: &'a PodSpec,
     pub annotations: Annotations<'a>,
     pub baseline: &'a Baseline,
+    /// The images looked up for `identity: auto`.
+    pub images: &'a ImageFacts,
     /// Fields the pod opted out of (already checked against the operator's policy).
     pub opted_out: &'a [Field],
     /// The containers the engine may change.
@@ -103,62 +107,8 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
         }
     }
 
-    // Who the processes run as: one decision for the pod (`decide_identity`):
-    // a user namespace, or the baseline's IDs on each container (`identity`)
-    // that neither states its own nor runs as root or privileged.
-    let (decision, host_users) = decide_identity(ctx);
-    report.identity = Some(decision);
-    if host_users {
-        spec.host_users = Some(false);
-        report.added(Field::HostUsers, Target::Pod);
-    }
-    let ids = decision.choice != IdentityChoice::UserNamespace;
-    if ids && b.run_as_non_root {
-        identity(
-            ctx,
-            spec,
-            report,
-            Field::RunAsNonRoot,
-            true,
-            IdentityAccess {
-                pod: |p| p.run_as_non_root,
-                container: |c| c.run_as_non_root,
-                set_container: |c, v| c.run_as_non_root = Some(v),
-                insecure: |v| !v,
-            },
-        );
-    }
-    if let Some(uid) = b.run_as_user.filter(|_| ids) {
-        identity(
-            ctx,
-            spec,
-            report,
-            Field::RunAsUser,
-            uid,
-            IdentityAccess {
-                pod: |p| p.run_as_user,
-                container: |c| c.run_as_user,
-                set_container: |c, v| c.run_as_user = Some(v),
-                insecure: |v| v == 0,
-            },
-        );
-    }
-    if let Some(gid) = b.run_as_group.filter(|_| ids) {
-        identity(
-            ctx,
-            spec,
-            report,
-            Field::RunAsGroup,
-            gid,
-            IdentityAccess {
-                pod: |p| p.run_as_group,
-                container: |c| c.run_as_group,
-                set_container: |c, v| c.run_as_group = Some(v),
-                // Group 0 (root) owns much of an image's file system.
-                insecure: |v| v == 0,
-            },
-        );
-    }
+    // Who the processes run as: one decision (`identity.rs`).
+    identity::apply(ctx, spec, report);
 
     // Volume ownership. Pod level only: it cannot change on an update.
     if ctx.pod_level {
@@ -284,220 +234,11 @@ pub(crate) fn apply(ctx: &Ctx, spec: &mut PodSpec, report: &mut Report) {
     }
 }
 
-/// One identity field: read at both levels, set on a container.
-struct IdentityAccess<T> {
-    pod: fn(&PodSecurityContext) -> Option<T>,
-    container: fn(&SecurityContext) -> Option<T>,
-    set_container: fn(&mut SecurityContext, T),
-    /// Whether an explicit value is weaker than the baseline.
-    insecure: fn(T) -> bool,
-}
-
-/// runAsNonRoot, runAsUser, runAsGroup, on each container that has neither
-/// its own value nor the pod's. Never at pod level: a pod-level value would
-/// also reach containers a later webhook injects (the API server then calls
-/// this webhook again, `reinvocationPolicy: IfNeeded`), and an injected
-/// container that runs as root would not start under an inherited
-/// `runAsNonRoot: true`, nor would a privileged node agent run as root.
-///
-/// Root guard: a container that explicitly runs as root (`runAsUser: 0` or
-/// `runAsNonRoot: false`, its own or the pod's), or is privileged (full host
-/// access, which node agents use as root), is never given an identity field.
-fn identity<T: Copy + Serialize>(
-    ctx: &Ctx,
-    spec: &mut PodSpec,
-    report: &mut Report,
-    field: Field,
-    value: T,
-    access: IdentityAccess<T>,
-) {
-    if ctx.skips(field) {
-        return;
-    }
-    let pod_value = pod_sc(ctx.orig).and_then(access.pod);
-    if let Some(v) = pod_value.filter(|v| (access.insecure)(*v)) {
-        report.kept(field, Target::Pod, v);
-    }
-    let mut inheriting = Vec::new();
-    for &slot in &ctx.in_scope {
-        let Some(c) = containers::get(ctx.orig, slot) else {
-            continue;
-        };
-        match c.security_context().and_then(access.container) {
-            Some(v) if (access.insecure)(v) => report.kept(field, containers::target(slot, c), v),
-            Some(_) => {}
-            None => inheriting.push(slot),
-        }
-    }
-    if pod_value.is_some() {
-        // The pod's value is the explicit value of every container without its own.
-        return;
-    }
-    let guard = |slot: Slot| identity_guard(ctx.orig, slot, field);
-    for slot in inheriting {
-        let Some(c) = containers::get(ctx.orig, slot) else {
-            continue;
-        };
-        let target = containers::target(slot, c);
-        if let Some(g) = guard(slot) {
-            report.skipped(field, target, g);
-        } else {
-            (access.set_container)(container_sc_mut(spec, slot), value);
-            report.added(field, target);
-        }
-    }
-}
-
-/// Why the pod as submitted keeps this container's `field` as it is, if it does.
-///
-/// Identity fields are one decision: `runAsNonRoot: true` without
-/// `runAsUser` runs the image's own user (the kubelet refuses a root one),
-/// so no uid or gid is added; a pinned non-root `runAsUser` runs with the
-/// image's group for that user, and a `runAsGroup` would move it off files
-/// the image made group-writable.
-fn identity_guard(orig: &PodSpec, slot: Slot, field: Field) -> Option<Guard> {
-    let own = own_identity(orig, slot);
-    let privileged = containers::get(orig, slot)
-        .and_then(|c| c.security_context())
-        .and_then(|s| s.privileged)
-        == Some(true);
-    if own.user == Some(0) || own.non_root == Some(false) {
-        Some(Guard::ExplicitRoot)
-    } else if privileged {
-        Some(Guard::Privileged)
-    } else if field != Field::RunAsNonRoot && own.user.is_none() && own.non_root == Some(true) {
-        Some(Guard::ImageUser)
-    } else if field == Field::RunAsGroup && own.user.is_some() {
-        Some(Guard::PinnedUser)
-    } else {
-        None
-    }
-}
-
-/// A container's effective identity fields: its own, else the pod's.
-struct OwnIdentity {
-    user: Option<i64>,
-    group: Option<i64>,
-    non_root: Option<bool>,
-}
-
-impl OwnIdentity {
-    fn root(&self) -> bool {
-        self.user == Some(0) || self.non_root == Some(false)
-    }
-
-    fn any(&self) -> bool {
-        self.user.is_some() || self.group.is_some() || self.non_root.is_some()
-    }
-}
-
-fn own_identity(orig: &PodSpec, slot: Slot) -> OwnIdentity {
-    let pod = pod_sc(orig);
-    let own = containers::get(orig, slot).and_then(|c| c.security_context());
-    OwnIdentity {
-        user: own.and_then(|s| s.run_as_user).or(pod.and_then(|p| p.run_as_user)),
-        group: own.and_then(|s| s.run_as_group).or(pod.and_then(|p| p.run_as_group)),
-        non_root: own
-            .and_then(|s| s.run_as_non_root)
-            .or(pod.and_then(|p| p.run_as_non_root)),
-    }
-}
-
 /// Whether the pod or any container pins a non-root `runAsUser`.
 fn pins_user(orig: &PodSpec) -> bool {
     let pod = pod_sc(orig).and_then(|p| p.run_as_user);
     let own = containers::all(orig).filter_map(|(_, c)| c.security_context().and_then(|s| s.run_as_user));
     pod.into_iter().chain(own).any(|u| u != 0)
-}
-
-/// The pod's identity decision, and whether `hostUsers: false` is added.
-///
-/// `identity: userns` adds `hostUsers: false` and no IDs when no container
-/// states an identity of its own, or when the ones that do explicitly run as
-/// root (`userNamespaceForExplicitRoot`). It falls back to the `uid`
-/// decision where the API server (v1.37 `validateHostUsers`) refuses a user
-/// namespace, for privileged containers, on an update (`hostUsers` is
-/// immutable) and where the pod states `hostUsers` itself.
-fn decide_identity(ctx: &Ctx) -> (Identity, bool) {
-    let b = ctx.baseline;
-    let orig = ctx.orig;
-    let needs_id = ctx
-        .in_scope
-        .iter()
-        .any(|&slot| !own_identity(orig, slot).any() && identity_guard(orig, slot, Field::RunAsUser).is_none());
-    let uid = |reason| {
-        let choice = if needs_id && b.run_as_user.is_some() && !ctx.skips(Field::RunAsUser) {
-            IdentityChoice::Uid
-        } else {
-            IdentityChoice::Kept
-        };
-        (
-            Identity {
-                choice,
-                reason,
-                uid: b.run_as_user,
-            },
-            false,
-        )
-    };
-    let user_namespace = |reason, add| {
-        let choice = IdentityChoice::UserNamespace;
-        (
-            Identity {
-                choice,
-                reason,
-                uid: b.run_as_user,
-            },
-            add,
-        )
-    };
-    if b.identity == IdentityMode::Uid {
-        return uid(IdentityReason::UidMode);
-    }
-    match orig.host_users {
-        Some(false) => return user_namespace(IdentityReason::HostUsersSet, false),
-        Some(true) => return uid(IdentityReason::HostUsersSet),
-        None => {}
-    }
-    if !ctx.pod_level {
-        return uid(IdentityReason::Update);
-    }
-    if ctx.skips(Field::HostUsers) {
-        return uid(IdentityReason::OptedOut);
-    }
-    if let Some(reason) = refuses_user_namespace(orig) {
-        return uid(reason);
-    }
-    let owns: Vec<OwnIdentity> = ctx.in_scope.iter().map(|&slot| own_identity(orig, slot)).collect();
-    if owns.iter().any(|o| o.any() && !o.root()) {
-        return uid(IdentityReason::ContainersDecide);
-    }
-    if owns.iter().any(OwnIdentity::root) {
-        return if b.user_namespace_for_explicit_root {
-            user_namespace(IdentityReason::ExplicitRoot, true)
-        } else {
-            uid(IdentityReason::RootOnHostUsers)
-        };
-    }
-    user_namespace(IdentityReason::NoIdentitySet, true)
-}
-
-/// Why the pod cannot run in a user namespace, if it cannot.
-fn refuses_user_namespace(spec: &PodSpec) -> Option<IdentityReason> {
-    let all = || containers::all(spec).map(|(_, c)| c);
-    if spec.host_network == Some(true) {
-        Some(IdentityReason::HostNetwork)
-    } else if spec.host_pid == Some(true) {
-        Some(IdentityReason::HostPid)
-    } else if spec.host_ipc == Some(true) {
-        Some(IdentityReason::HostIpc)
-    } else if all().any(|c| c.uses_volume_devices()) {
-        Some(IdentityReason::VolumeDevices)
-    } else if all().any(|c| c.security_context().and_then(|s| s.privileged) == Some(true)) {
-        Some(IdentityReason::Privileged)
-    } else {
-        None
-    }
 }
 
 /// seccompProfile: pod level; container level on an ephemeral-container
@@ -584,7 +325,7 @@ fn enabled(b: &Baseline, field: Field) -> bool {
         Field::DropCapabilities => b.drop_all_capabilities,
         Field::ReadOnlyRootFilesystem => b.read_only_root_filesystem,
         Field::AppArmorProfile => b.app_armor_profile.is_some(),
-        Field::HostUsers => b.identity == IdentityMode::Userns,
+        Field::HostUsers => b.identity != IdentityMode::Uid,
     }
 }
 

@@ -7,10 +7,21 @@ use k8s_openapi::api::core::v1::Pod;
 use rstest::rstest;
 
 fn harden_yaml(pod: &str, baseline: &Baseline, scope: Scope, allow_opt_out: bool) -> Hardening {
+    harden_with_images(pod, baseline, scope, allow_opt_out, &ImageFacts::default())
+}
+
+fn harden_with_images(
+    pod: &str,
+    baseline: &Baseline,
+    scope: Scope,
+    allow_opt_out: bool,
+    images: &ImageFacts,
+) -> Hardening {
     let pod: Pod = serde_yaml::from_str(pod).expect("test pod parses");
     let policy = Policy {
         baseline,
         allow_opt_out,
+        images,
     };
     let full = harden(&pod.metadata, pod.spec.as_ref().expect("spec"), &scope, policy).expect("engine");
     // The server reads only the fields the engine looks at: same answer.
@@ -506,7 +517,7 @@ fn userns() -> Baseline {
 }
 
 fn identity(h: &Hardening) -> String {
-    let i = h.report.identity.expect("an identity decision");
+    let i = h.report.identity.as_ref().expect("an identity decision");
     format!("{:?} {:?}", i.choice, i.reason)
 }
 
@@ -698,6 +709,7 @@ fn identity_decisions(
     assert_eq!(identity(&h), expected_identity);
     if h.report
         .identity
+        .as_ref()
         .is_some_and(|i| i.choice == IdentityChoice::UserNamespace)
     {
         assert!(ops(&h).iter().all(|op| !op.contains("runAs")), "{:?}", ops(&h));
@@ -825,3 +837,5 @@ fn caution_message_says_what_to_do() {
          securityContext.sysctls"
     );
 }
+
+mod identity_auto;
