@@ -16,8 +16,12 @@
 //	faults/redirect      307 to the same path on --redirect-listen (another host)
 //	faults/realm         401 with a Bearer challenge whose realm is the cloud metadata address
 //
-// Once seeded and listening it writes both addresses to --addr-file (two
-// lines, written to a temp name and renamed: its presence means ready).
+// The version check (/v2/) answers a Basic challenge unless valid
+// credentials came, as registries with accounts do. A third address
+// (--realm-listen) answers every request, /v2/ included, with the metadata
+// Bearer challenge. Once seeded and listening it writes the three addresses
+// to --addr-file (main, redirect target, realm; written to a temp name and
+// renamed: its presence means ready).
 package main
 
 import (
@@ -50,6 +54,8 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
 	redirectListen := flag.String("redirect-listen", "127.0.0.2:0",
 		"second address (another host to a client), the target of faults/redirect")
+	realmListen := flag.String("realm-listen", "127.0.0.3:0",
+		"third address, where every request gets a Bearer challenge whose realm is the cloud metadata address")
 	addrFile := flag.String("addr-file", "", "write the two addresses here once ready")
 	user := flag.String("user", envOr("SD_REGISTRY_USER", "e2e"), "user for private/ (env SD_REGISTRY_USER)")
 	password := flag.String("password", envOr("SD_REGISTRY_PASSWORD", ""),
@@ -97,6 +103,10 @@ func main() {
 	if err != nil {
 		log.Fatalf("registry: %v", err)
 	}
+	realm, err := net.Listen("tcp", *realmListen)
+	if err != nil {
+		log.Fatalf("registry: %v", err)
+	}
 	readOnly := readOnly(reg)
 	f := &faults{
 		next:         readOnly,
@@ -106,15 +116,18 @@ func main() {
 		oversized:    oversized,
 		redirectHost: other.Addr().String(),
 	}
-	servers := []*http.Server{server(logged("main", f)), server(logged("other", readOnly))}
-	errs := make(chan error, 2)
-	go func() { errs <- servers[0].Serve(ln) }()
-	go func() { errs <- servers[1].Serve(other) }()
-	log.Printf("serving on %s (faults/redirect points to %s)", ln.Addr(), other.Addr())
+	servers := []*http.Server{
+		server(logged("main", f)), server(logged("other", readOnly)), server(logged("realm", http.HandlerFunc(metadataRealm))),
+	}
+	errs := make(chan error, 3)
+	for i, l := range []net.Listener{ln, other, realm} {
+		go func() { errs <- servers[i].Serve(l) }()
+	}
+	log.Printf("serving on %s (faults/redirect points to %s; metadata realm on %s)", ln.Addr(), other.Addr(), realm.Addr())
 
 	if *addrFile != "" {
 		tmp := *addrFile + ".tmp"
-		body := ln.Addr().String() + "\n" + other.Addr().String() + "\n"
+		body := ln.Addr().String() + "\n" + other.Addr().String() + "\n" + realm.Addr().String() + "\n"
 		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
 			log.Fatalf("registry: %v", err)
 		}
@@ -173,13 +186,38 @@ type faults struct {
 	redirectHost   string
 }
 
+const metadataChallenge = `Bearer realm="http://169.254.169.254/latest/meta-data/iam/security-credentials/",service="e2e",scope="repository:faults/realm:pull"`
+
+// metadataRealm answers every request with a Bearer challenge whose realm is
+// the cloud metadata address: a client that asks for the /v2/ challenge
+// first (as most do) and follows it leaves loopback.
+func metadataRealm(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("WWW-Authenticate", metadataChallenge)
+	writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+}
+
+func (f *faults) authorized(r *http.Request) bool {
+	u, p, ok := r.BasicAuth()
+	return ok && subtle.ConstantTimeCompare([]byte(u), []byte(f.user)) == 1 &&
+		subtle.ConstantTimeCompare([]byte(p), []byte(f.password)) == 1
+}
+
 func (f *faults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	repo := strings.TrimPrefix(r.URL.Path, "/v2/")
 	switch {
+	case r.URL.Path == "/v2/" || r.URL.Path == "/v2":
+		// As a registry with accounts answers its version check (docker
+		// distribution with htpasswd, Harbor): a Basic challenge unless
+		// valid credentials came. Clients that decide from it whether to
+		// send credentials at all (oci-client) then send them; anonymous
+		// clients go on without, and repositories outside private/ serve them.
+		if !f.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="secure-defaults-e2e"`)
+			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			return
+		}
 	case strings.HasPrefix(repo, "private/"):
-		u, p, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(f.user)) != 1 ||
-			subtle.ConstantTimeCompare([]byte(p), []byte(f.password)) != 1 {
+		if !f.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="secure-defaults-e2e"`)
 			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
 			return
@@ -189,9 +227,7 @@ func (f *faults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "no credentials are good enough here")
 		return
 	case strings.HasPrefix(repo, "faults/realm/"):
-		w.Header().Set("WWW-Authenticate",
-			`Bearer realm="http://169.254.169.254/latest/meta-data/iam/security-credentials/",service="e2e",scope="repository:faults/realm:pull"`)
-		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+		metadataRealm(w, r)
 		return
 	case strings.HasPrefix(repo, "faults/redirect/"):
 		http.Redirect(w, r, "http://"+f.redirectHost+r.URL.RequestURI(), http.StatusTemporaryRedirect)

@@ -4,9 +4,11 @@
 # in_time, and its variables state, node, logs, pids, NODE_TEST_IMAGE).
 #
 # Starts e2e/registry on 127.0.0.1 (and 127.0.0.2, the other host of
-# faults/redirect), both on ports the kernel picks, and adds to STATE_DIR/env:
+# faults/redirect, and 127.0.0.3, the metadata realm), on ports the kernel picks, and adds to STATE_DIR/env:
 #   SD_REGISTRY           127.0.0.1:PORT
 #   SD_REGISTRY_OTHER     127.0.0.2:PORT (where faults/redirect points)
+#   SD_REGISTRY_REALM     127.0.0.3:PORT (every request: a Bearer challenge
+#                         whose realm is the cloud metadata address)
 #   SD_REGISTRY_USER, SD_REGISTRY_PASSWORD  the basic-auth account of private/
 #   REGISTRY_PID
 # Seeds: e2e/busybox:1, private/busybox:1, faults/slow:1, faults/redirect:1
@@ -50,7 +52,7 @@ until [[ -f $registry_dir/addr ]]; do
   in_time "the registry"
   sleep 0.1
 done
-{ read -r registry_addr; read -r registry_other; } <"$registry_dir/addr"
+{ read -r registry_addr; read -r registry_other; read -r registry_realm; } <"$registry_dir/addr"
 mkdir -p "$node/etc/certs.d/$registry_addr"
 cat >"$node/etc/certs.d/$registry_addr/hosts.toml" <<EOF
 server = "http://$registry_addr"
@@ -60,6 +62,7 @@ EOF
 cat >>"$state/env" <<EOF
 export SD_REGISTRY=$registry_addr
 export SD_REGISTRY_OTHER=$registry_other
+export SD_REGISTRY_REALM=$registry_realm
 export SD_REGISTRY_USER=e2e
 export SD_REGISTRY_PASSWORD=$registry_password
 EOF
