@@ -307,10 +307,14 @@ fn decided_identity_not_extended(pod: &Value, hardened: &Value) -> Result<(), Te
     Ok(())
 }
 
+fn adds_host_users(patch: &json_patch::Patch) -> bool {
+    patch.0.iter().any(|op| op.path().as_str() == "/spec/hostUsers")
+}
+
 /// Every mode: `hostUsers: false` is never added where the API server
 /// refuses it (host namespaces) or beside a privileged container.
 fn host_users_only_where_allowed(pod: &Value, patch: &json_patch::Patch) -> Result<(), TestCaseError> {
-    if !patch.0.iter().any(|op| op.path().to_string() == "/spec/hostUsers") {
+    if !adds_host_users(patch) {
         return Ok(());
     }
     let spec = &pod["spec"];
@@ -347,7 +351,7 @@ fn added_identity(patch: &json_patch::Patch) -> Vec<(String, &'static str, Value
 
 /// `identity: userns`: where `hostUsers: false` is added no identity field is.
 fn user_namespace_is_all_or_nothing(patch: &json_patch::Patch) -> Result<(), TestCaseError> {
-    if !patch.0.iter().any(|op| op.path().to_string() == "/spec/hostUsers") {
+    if !adds_host_users(patch) {
         return Ok(());
     }
     let added = added_identity(patch);
@@ -366,7 +370,7 @@ fn auto_adds_no_root(patch: &json_patch::Patch) -> Result<(), TestCaseError> {
             path
         );
     }
-    if patch.0.iter().any(|op| op.path().to_string() == "/spec/hostUsers") {
+    if adds_host_users(patch) {
         for (path, field, value) in &added {
             prop_assert!(
                 !(*field == "runAsUser" && *value == json!(65532)),
