@@ -10,9 +10,10 @@
 # in n/host-paths when this run creates them, and down-node.sh removes them.
 #
 # Pods get addresses on the bridge, with a route to their own /24 only: no
-# NAT, no default route. Nothing is ever pulled: containerd's registry config
-# sends every pull to a closed loopback port, and the images the node needs
-# (pause, busybox) are imported from local OCI archives. The node carries
+# NAT, no default route. Nothing is pulled from outside: containerd's registry
+# config sends every pull to a closed loopback port, except pulls from the
+# suite's own registry on loopback (e2e/registry/up.sh), and the images the
+# node needs (pause, busybox) are imported from local OCI archives. The node carries
 # the taint e2e.secure-defaults.io/node=runtime:NoSchedule, so only pods that
 # tolerate it (the runtime tests') land on it; the other scenarios' pods stay
 # Pending as before.
