@@ -22,7 +22,11 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+// One scenario label per test: a webhook registered for a label serves every
+// namespace carrying it, so tests running in parallel must not share one.
 const SCENARIO: &str = "idmodes";
+const SCENARIO_USERNS: &str = "idmodes-userns";
+const SCENARIO_AUTO: &str = "idmodes-auto";
 const README_BEGIN: &str = "<!-- identity-modes:begin (written by e2e/tests/identity_modes.rs) -->";
 const README_END: &str = "<!-- identity-modes:end -->";
 const ARGS: &[&str] = &["--namespace-policy", "--namespace-sync-timeout", "10s"];
@@ -107,9 +111,9 @@ fn table(mode: &str, rows: &[Row]) -> String {
     t
 }
 
-/// A `restricted` namespace of this scenario with the identity mode set.
-async fn mode_namespace(client: &kube::Client, mode: &str) -> Result<String> {
-    let ns = namespace(client, SCENARIO, "restricted").await?;
+/// A `restricted` namespace of `scenario` with the identity mode set.
+async fn mode_namespace(client: &kube::Client, scenario: &str, mode: &str) -> Result<String> {
+    let ns = namespace(client, scenario, "restricted").await?;
     let patch = json!({"metadata": {"labels": {"secure-defaults.io/identity": mode}}});
     Api::<Namespace>::all(client.clone())
         .patch(&ns, &PatchParams::default(), &Patch::Merge(&patch))
@@ -136,7 +140,7 @@ async fn identity_modes_on_the_node() -> Result<()> {
     // Namespaces first: the webhook's first namespace sync sees their labels.
     let mut namespaces = Vec::new();
     for mode in MODES {
-        namespaces.push(mode_namespace(&client, mode).await?);
+        namespaces.push(mode_namespace(&client, SCENARIO, mode).await?);
     }
     let hook = Webhook::start_with(&hook_config(), ARGS).await?;
     let mwc_name = unique("sd-idmodes");
@@ -222,10 +226,10 @@ async fn identity_modes_on_the_node() -> Result<()> {
 #[tokio::test]
 async fn userns_container_is_root_inside_an_unprivileged_range() -> Result<()> {
     let client = client().await;
-    let ns = mode_namespace(&client, "userns").await?;
+    let ns = mode_namespace(&client, SCENARIO_USERNS, "userns").await?;
     let hook = Webhook::start_with(&config("enforce"), ARGS).await?;
     let mwc_name = unique("sd-idmodes-userns");
-    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO_USERNS, "Fail")?;
     register(&client, &mwc, &ns, true).await?;
     let result = async {
         let c = json!({
@@ -333,7 +337,7 @@ fn lookups(hook: &Webhook, result: &str) -> u64 {
 #[tokio::test]
 async fn auto_lookups_fall_back_within_the_budget() -> Result<()> {
     let client = client().await;
-    let ns = mode_namespace(&client, "auto").await?;
+    let ns = mode_namespace(&client, SCENARIO_AUTO, "auto").await?;
     let reg = var("SD_REGISTRY");
     // A loopback port nothing listens on: a registry that is down.
     let down = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string();
@@ -344,7 +348,7 @@ async fn auto_lookups_fall_back_within_the_budget() -> Result<()> {
     );
     let hook = Webhook::start_with(&config, ARGS).await?;
     let mwc_name = unique("sd-idmodes-faults");
-    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO, "Fail")?;
+    let mwc = webhook_configuration(&mwc_name, &hook.url(), &hook.tls.ca_pem, SCENARIO_AUTO, "Fail")?;
     register(&client, &mwc, &ns, true).await?;
     let result = async {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!(
