@@ -17,6 +17,8 @@ cd "$repo"
 e2e/controlplane/build.sh >/dev/null
 if [[ ${SD_NODE:-1} == 1 ]]; then
   e2e/controlplane/build-node.sh >/dev/null
+  # The test registry the node pulls from (cached; seconds when cold).
+  e2e/registry/build.sh >/dev/null
   # The real-server images the legacy tests deploy (cached; needs root and debootstrap).
   SD_IMAGES_DIR=$(e2e/images/build.sh | tail -n 1)
   # The product image the Helm install on the node runs (static release build).

@@ -56,6 +56,9 @@ fi
 # 3. containerd.
 stop "$containerd_pid"
 
+# 3b. The test registry (e2e/registry/up.sh), once nothing pulls from it.
+stop "$(envval REGISTRY_PID)"
+
 # 4. Containers that survived (containerd gone, a shim killed, ...): runc
 # kills and deletes them, cgroups included.
 for root in "$node"/runc/*/; do

@@ -11,9 +11,10 @@
 # in n/host-paths when this run creates them, and down-node.sh removes them.
 #
 # Pods get addresses on the bridge, with a route to their own /24 only: no
-# NAT, no default route. Nothing is ever pulled: containerd's registry config
-# sends every pull to a closed loopback port, and the images the node needs
-# (pause, busybox) are imported from local OCI archives. The node carries
+# NAT, no default route. Nothing is pulled from outside: containerd's registry
+# config sends every pull to a closed loopback port, except pulls from the
+# suite's own registry on loopback (e2e/registry/up.sh), and the images the
+# node needs (pause, busybox) are imported from local OCI archives. The node carries
 # the taint e2e.secure-defaults.io/node=runtime:NoSchedule, so only pods that
 # tolerate it (the runtime tests') land on it; the other scenarios' pods stay
 # Pending as before.
@@ -23,6 +24,12 @@ node=$state/n
 node_bin=$NODE_DIR/bin
 used_ports+="$kcm_port "
 mkdir -p "$node"/{etc,run,cni/net.d,images} "$node/etc/certs.d/_default"
+# A user-namespaced pod's processes (hostUsers: false) run as an unprivileged
+# host uid, and runc sets up their rootfs under containerd's state dir as
+# that uid: every directory on the way must be searchable (mktemp made
+# STATE_DIR 0700; otherwise: "remount-propagation ... permission denied").
+chmod 711 "$state"
+mkdir -p -m 711 "$node/containerd"
 
 # Unix socket paths are limited to 107 bytes; containerd's shim sockets are
 # SOCKET_DIR/<64 hex>.
@@ -105,6 +112,23 @@ subjectAltName=IP:$node_ip,DNS:$node_name"
 chmod 600 "$pki"/*.key
 kubeconfig "$node/kubelet.kubeconfig" kubelet
 
+# ---------------------------------------------------------------- images
+# pause (sandbox) and busybox (tests) as local OCI archives: imported into
+# containerd below, and busybox also seeds the registry.
+python3 "$here/mkimage.py" pause "$node/images/pause.tar" "$NODE_PAUSE_IMAGE" "$node_bin/pause" ||
+  fail "cannot build the pause image"
+python3 "$here/mkimage.py" busybox "$node/images/busybox.tar" "$NODE_TEST_IMAGE" "$NODE_BUSYBOX" ||
+  fail "cannot build the busybox image from $NODE_BUSYBOX"
+
+# ---------------------------------------------------------------- registry
+# The test registry (e2e/registry) on loopback, seeded with busybox and the
+# suite's image archives (when built), for the tests that pull and the
+# image-lookup tests. It writes certs.d/$SD_REGISTRY/hosts.toml, so it runs
+# before containerd_config, which keeps the files already there: containerd
+# reaches it over HTTP; every other registry still goes to the closed port.
+# shellcheck source=SCRIPTDIR/../registry/up.sh
+. "$here/../registry/up.sh"
+
 # ---------------------------------------------------------------- containerd
 # shellcheck source=SCRIPTDIR/containerd.sh
 . "$here/containerd.sh"
@@ -144,11 +168,7 @@ containerd_wait "$node_bin/ctr" "$sock" "$containerd_pid" $((deadline - $(date +
   fail "containerd exited or did not answer on $sock"
 ctr=("$node_bin/ctr" -a "$sock" -n k8s.io)
 
-# The images: pause (sandbox) and busybox (tests), from local archives.
-python3 "$here/mkimage.py" pause "$node/images/pause.tar" "$NODE_PAUSE_IMAGE" "$node_bin/pause" ||
-  fail "cannot build the pause image"
-python3 "$here/mkimage.py" busybox "$node/images/busybox.tar" "$NODE_TEST_IMAGE" "$NODE_BUSYBOX" ||
-  fail "cannot build the busybox image from $NODE_BUSYBOX"
+# The images: pause (sandbox) and busybox (tests), from the archives above.
 for img in pause busybox; do
   "${ctr[@]}" images import "$node/images/$img.tar" >>"$logs/ctr.log" 2>&1 ||
     fail "ctr images import $img failed (see $logs/ctr.log)"
@@ -200,6 +220,13 @@ resolvConf: ""
 syncFrequency: 10s
 nodeStatusUpdateFrequency: 5s
 serializeImagePulls: false
+# The suite imports its own images (localhost/...) and also pulls the same
+# ones from its registry. Once the kubelet has pulled an image, it checks
+# every pod's credentials for it (KubeletEnsureSecretPulledImages), also a
+# pod that names the imported copy: "not present with pull policy of Never".
+# Imported localhost/ names are exempt; registry pulls stay checked.
+imagePullCredentialsVerificationPolicy: NeverVerifyAllowlistedImages
+preloadedImagesVerificationAllowlist: ["localhost/*"]
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:

@@ -74,7 +74,7 @@ fail() {
   trap - EXIT INT TERM
   log "$*"
   for f in "$logs"/openssl.log "$logs"/etcd.log "$logs"/kube-apiserver.log "$logs"/kube-controller-manager.log \
-    "$logs"/kube-scheduler.log "$logs"/containerd.log "$logs"/ctr.log "$logs"/kubelet.log; do
+    "$logs"/kube-scheduler.log "$logs"/containerd.log "$logs"/ctr.log "$logs"/kubelet.log "$logs"/registry.log; do
     [[ -f $f ]] || continue
     printf '\n===== last lines of %s =====\n' "$f" >&2
     tail -n 25 "$f" >&2

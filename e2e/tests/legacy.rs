@@ -11,16 +11,15 @@
 //! and the product image (`SD_PRODUCT_IMAGE`, `make oci-image`).
 
 use anyhow::{ensure, Context, Result};
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use kube::api::LogParams;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use secure_defaults_e2e::node::{self, toleration, var, wait_hardening, Chart};
+use secure_defaults_e2e::node::*;
 use secure_defaults_e2e::*;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 const SCENARIO: &str = "legacy";
@@ -28,16 +27,8 @@ const SCENARIO: &str = "legacy";
 const INSTALLED: &str = "legacy-installed";
 const README_BEGIN: &str = "<!-- legacy-workloads:begin (written by e2e/tests/legacy.rs) -->";
 const README_END: &str = "<!-- legacy-workloads:end -->";
-
-/// One image of `catalog.json` (written by `e2e/images/build.sh`).
-#[derive(Deserialize)]
-struct Image {
-    image: String,
-    archive: PathBuf,
-    health: Vec<String>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-}
+/// The node's logs whose last lines a failure message shows.
+const NODE_LOGS: &[&str] = &["kubelet", "containerd"];
 
 /// One entry of `testdata/legacy-images.yaml`.
 #[derive(Deserialize)]
@@ -46,32 +37,6 @@ struct Expect {
     #[serde(default)]
     shows: Option<String>,
     why: String,
-}
-
-/// What the node showed for one workload.
-struct Outcome {
-    started: bool,
-    ready: bool,
-    /// The waiting reason and message, or the exit code and last log line.
-    shows: String,
-}
-
-fn images_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("SD_IMAGES_DIR") {
-        return Ok(d.into());
-    }
-    let script = Env::get().repo.join("e2e/images/build.sh");
-    let out = std::process::Command::new(&script).arg("--print-dir").output()?;
-    ensure!(out.status.success(), "{} --print-dir: {}", script.display(), out.status);
-    Ok(String::from_utf8(out.stdout)?.trim().into())
-}
-
-fn catalog() -> Result<BTreeMap<String, Image>> {
-    let path = images_dir()?.join("catalog.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: build the test images with e2e/images/build.sh", path.display()))?;
-    let v: Value = serde_json::from_str(&text)?;
-    Ok(serde_json::from_value(v["images"].clone())?)
 }
 
 /// A table of `testdata/FILE` (image name → expectation) and its images
@@ -87,7 +52,7 @@ async fn table<'c, T: DeserializeOwned>(
         .map(|n| catalog.get(n).with_context(|| format!("no image {n} in the catalog")))
         .collect::<Result<_>>()?;
     for img in &images {
-        node::import(&img.archive).await?;
+        import(&img.archive).await?;
     }
     Ok((entries, images))
 }
@@ -100,133 +65,6 @@ fn mismatch(name: &str, o: &Outcome, ready: bool, shows: Option<&str>) -> Option
             o.ready, o.shows
         )
     })
-}
-
-/// The container as a legacy chart writes it: image, env, a readiness probe
-/// running the image's own health check; no securityContext.
-fn container(img: &Image) -> Value {
-    let env: Vec<Value> = img.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
-    json!({
-        "name": "app",
-        "image": img.image,
-        "imagePullPolicy": "Never",
-        "env": env,
-        "readinessProbe": {
-            "exec": {"command": img.health},
-            "periodSeconds": 2,
-            "timeoutSeconds": 5,
-        },
-    })
-}
-
-fn pod(name: &str, container: Value, security_context: Value) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "tolerations": [toleration()],
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": security_context,
-            "containers": [container],
-        }
-    })
-}
-
-/// Wait until the pod is Ready or has shown how it fails: a waiting reason
-/// that will not clear by itself, or a container that exited. Bounded.
-async fn outcome(client: &kube::Client, ns: &str, name: &str) -> Result<Outcome> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let status = wait_for(
-        Duration::from_secs(120),
-        &format!("pod {ns}/{name} to run or fail"),
-        || async {
-            let p = api.get(name).await.ok()?;
-            let c: ContainerStatus = p.status?.container_statuses?.into_iter().next()?;
-            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
-            let stuck = waiting.is_some_and(|w| {
-                matches!(
-                    w.reason.as_deref(),
-                    Some(
-                        "CreateContainerConfigError"
-                            | "CreateContainerError"
-                            | "ErrImageNeverPull"
-                            | "RunContainerError"
-                    )
-                )
-            });
-            // Once restarted, the exited run's log stays readable (`previous`).
-            let exited = c.last_state.as_ref().is_some_and(|s| s.terminated.is_some());
-            (c.ready || stuck || exited).then_some(c)
-        },
-    )
-    .await?;
-    if status.ready {
-        return Ok(Outcome {
-            started: true,
-            ready: true,
-            shows: String::new(),
-        });
-    }
-    let state = status.state.clone().unwrap_or_default();
-    let restarted = status.last_state.as_ref().is_some_and(|s| s.terminated.is_some());
-    if let Some(w) = state.waiting.as_ref().filter(|_| !restarted) {
-        // The kubelet's message ends with the pod's UID: not for the table.
-        let msg = w.message.as_deref().unwrap_or("");
-        let msg = msg.split(" (pod: ").next().unwrap_or(msg);
-        return Ok(Outcome {
-            started: false,
-            ready: false,
-            shows: format!("{}: {msg}", w.reason.as_deref().unwrap_or("waiting")),
-        });
-    }
-    // The kubelet serves an exited container's log as the current one until
-    // it restarts, and as `previous` only after that.
-    let (term, previous) = match (state.terminated, status.last_state.and_then(|s| s.terminated)) {
-        (Some(t), _) => (t, false),
-        (None, Some(t)) => (t, true),
-        (None, None) => anyhow::bail!("{name}: no terminated state"),
-    };
-    let lp = LogParams {
-        previous,
-        tail_lines: Some(20),
-        ..Default::default()
-    };
-    // Right after a restart the kubelet may not find the exited run's log
-    // yet (or has just removed it for a newer one): ask again, bounded.
-    let mut log = String::new();
-    for _ in 0..10 {
-        log = match tokio::time::timeout(Duration::from_secs(30), api.logs(name, &lp)).await {
-            Ok(Ok(log)) => log,
-            Ok(Err(e)) => format!("(log: {e})"),
-            Err(_) => "(log: timed out)".into(),
-        };
-        if !log.starts_with("(log: ") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let last = log
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("(no output)");
-    Ok(Outcome {
-        started: true,
-        ready: false,
-        shows: format!("exit code {}: {}", term.exit_code, strip_timestamp(last.trim())),
-    })
-}
-
-/// Log lines that start with a date and time (nginx, postgres) lose them, so the table
-/// is the same on every run.
-fn strip_timestamp(line: &str) -> &str {
-    let b = line.as_bytes();
-    let starts_with_date = b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && matches!(b[4], b'-' | b'/');
-    if starts_with_date {
-        line.splitn(3, ' ').nth(2).unwrap_or(line)
-    } else {
-        line
-    }
 }
 
 /// The README's table, produced from what the node showed.
@@ -254,32 +92,6 @@ fn table_md(rows: &[(String, Outcome, &Expect)]) -> String {
     t
 }
 
-/// Write the table to `e2e/results/`, and compare it with (or, under
-/// `SD_UPDATE_README=1`, write it into) the README.
-fn publish(table: &str) -> Result<()> {
-    let repo = Env::get().repo;
-    let results = repo.join("e2e/results");
-    std::fs::create_dir_all(&results)?;
-    std::fs::write(results.join("legacy-workloads.md"), table)?;
-    let readme_path = repo.join("README.md");
-    let readme = std::fs::read_to_string(&readme_path)?;
-    let (head, rest) = readme
-        .split_once(README_BEGIN)
-        .context("README: no legacy-workloads:begin marker")?;
-    let (current, tail) = rest
-        .split_once(README_END)
-        .context("README: no legacy-workloads:end marker")?;
-    if std::env::var("SD_UPDATE_README").as_deref() == Ok("1") {
-        std::fs::write(&readme_path, format!("{head}{README_BEGIN}\n{table}{README_END}{tail}"))?;
-        return Ok(());
-    }
-    ensure!(
-        current.trim() == table.trim(),
-        "README's legacy-workloads table differs from what the node showed (SD_UPDATE_README=1 rewrites it):\n{table}"
-    );
-    Ok(())
-}
-
 /// Each server image: rejected without the webhook, admitted with the
 /// installed one, and then as `testdata/legacy-images.yaml` says.
 #[tokio::test]
@@ -294,7 +106,7 @@ async fn legacy_images_under_restricted() -> Result<()> {
     let result = async {
         wait_hardening(&client, &ns).await?;
         for (name, img) in expect.keys().zip(&images) {
-            let p = pod(name, container(img), json!({}));
+            let p = pod(name, container(img, &img.image, "Never"), json!({}));
             let a = create(&client, &control, "pods", &p, false).await?;
             ensure!(
                 a.status == 403 && a.message().contains("violates PodSecurity \"restricted:latest\""),
@@ -319,11 +131,11 @@ async fn legacy_images_under_restricted() -> Result<()> {
             "not as testdata/legacy-images.yaml says:\n{}\n{t}",
             wrong.join("\n")
         );
-        publish(&t)
+        publish("legacy-workloads.md", README_BEGIN, README_END, &t)
     }
     .await;
     let why = match &result {
-        Err(_) => chart.diagnostics().await + &logs_tail(),
+        Err(_) => chart.diagnostics().await + &logs_tail(NODE_LOGS),
         Ok(()) => String::new(),
     };
     let uninstall = chart.uninstall().await;
@@ -355,19 +167,6 @@ impl Local {
     }
 }
 
-/// The last lines of the node's logs, for a failure message.
-fn logs_tail() -> String {
-    let logs = Path::new(&var("CONTROLPLANE_STATE_DIR")).join("logs");
-    let mut out = String::new();
-    for name in ["kubelet", "containerd"] {
-        let text = std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        out.push_str(&format!("\n===== last lines of {name}.log =====\n"));
-        out.push_str(&lines[lines.len().saturating_sub(30)..].join("\n"));
-    }
-    out
-}
-
 /// One entry of `testdata/identity-patterns.yaml`.
 #[derive(Deserialize)]
 struct Pattern {
@@ -393,7 +192,7 @@ async fn identity_patterns_with_the_default_baseline() -> Result<()> {
                 &client,
                 &ns,
                 "pods",
-                &pod(name, container(img), p.security_context.clone()),
+                &pod(name, container(img, &img.image, "Never"), p.security_context.clone()),
                 false,
             )
             .await?;
@@ -413,7 +212,7 @@ async fn identity_patterns_with_the_default_baseline() -> Result<()> {
         Ok(())
     }
     .await;
-    let result = result.with_context(logs_tail);
+    let result = result.with_context(|| logs_tail(NODE_LOGS));
     local.stop(&client).await?;
     result
 }
@@ -432,7 +231,7 @@ async fn statefulset_keeps_its_volume_data() -> Result<()> {
     let client = client().await;
     let catalog = catalog()?;
     let img = catalog.get("nonroot-owner").context("no nonroot-owner image")?;
-    node::import(&img.archive).await?;
+    import(&img.archive).await?;
     let mut report = String::from(
         "StatefulSet, `runAsUser: 10001` only, local PersistentVolume holding 10001:10001 data (dir 0755, file 0644):\n\n",
     );
@@ -445,7 +244,7 @@ async fn statefulset_keeps_its_volume_data() -> Result<()> {
     ] {
         let seen = statefulset_case(&client, img, cfg)
             .await
-            .with_context(|| format!("{label}{}", logs_tail()))?;
+            .with_context(|| format!("{label}{}", logs_tail(NODE_LOGS)))?;
         report.push_str(&format!("{label}:\n\n```\n{seen}```\n\n"));
     }
     println!("{report}");
@@ -487,7 +286,7 @@ async fn statefulset_case(client: &kube::Client, img: &Image, cfg: &str) -> Resu
         });
         let a = send(client, http::Method::POST, "/api/v1/persistentvolumes", "application/json", &pv).await?;
         ensure!(a.ok(), "PersistentVolume: {} {}", a.status, a.body);
-        let mut c = container(img);
+        let mut c = container(img, &img.image, "Never");
         c["volumeMounts"] = json!([{"name": "data", "mountPath": "/srv/app/data"}]);
         let sts = json!({
             "apiVersion": "apps/v1", "kind": "StatefulSet",
@@ -544,26 +343,6 @@ async fn statefulset_case(client: &kube::Client, img: &Image, cfg: &str) -> Resu
     .await;
     local.stop(client).await?;
     result
-}
-
-/// `kubectl exec` in container `app`, bounded; stdout.
-async fn exec(ns: &str, pod: &str, cmd: &[&str]) -> Result<String> {
-    let mut c = tokio::process::Command::new(node::kubectl());
-    c.arg("--kubeconfig")
-        .arg(Env::get().kubeconfig)
-        .args(["--request-timeout=30s", "-n", ns, "exec", pod, "-c", "app", "--"])
-        .args(cmd)
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(40), c.output())
-        .await
-        .with_context(|| format!("kubectl exec {pod} {cmd:?} timed out"))??;
-    ensure!(
-        out.status.success(),
-        "kubectl exec {pod} {cmd:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// `secure-defaults scan` of a namespace whose pods run on the node: a bare
@@ -649,7 +428,7 @@ async fn scan_of_running_workloads() -> Result<()> {
         Ok(())
     }
     .await;
-    let result = result.with_context(logs_tail);
+    let result = result.with_context(|| logs_tail(NODE_LOGS));
     local.stop(&client).await?;
     result
 }
