@@ -57,6 +57,7 @@ schema:
 bench:
 	bash bench/run.sh
 	bash bench/native_policy.sh
+	$(CARGO) bench --locked --bench image_lookup -- 3000
 
 ## fuzz: each cargo-fuzz target (fuzz/) for FUZZ_SECONDS (60) on nightly, with
 ## AddressSanitizer. `make test` replays their seeds and regressions without nightly.
