@@ -89,6 +89,15 @@ fn chart_policy_mode_guard_is_the_default_config() {
         Config::from_yaml(&text, "native-policy-config.yaml").unwrap(),
         Config::default()
     );
+    // Helm compares the text with `toYaml .Values.config`: every key of the
+    // chart's `config` must be there, not only the defaults' meaning.
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo("charts/secure-defaults/values.yaml")).unwrap()).unwrap();
+    let guard: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        guard, values["config"],
+        "charts/secure-defaults/files/native-policy-config.yaml is not the chart's `config` (helm template --set mode=policy fails)"
+    );
 }
 
 /// The command refuses what a policy cannot express, naming the setting, and
