@@ -83,18 +83,8 @@ fn allowed(uid: String, state: &AppState) -> Reviewed {
     response.allowed = true;
     response.result = Default::default();
     let outcome = Outcome {
-        decision: Decision::Skipped,
-        mode: state.config.mode,
         uid,
-        namespace: String::new(),
-        name: String::new(),
-        operation: "unknown",
-        dry_run: false,
-        added: Vec::new(),
-        kept: Vec::new(),
-        remaining: Vec::new(),
-        denied: Vec::new(),
-        problem: None,
+        ..Outcome::new(Decision::Skipped, state.config.mode)
     };
     Reviewed { response, outcome }
 }

@@ -48,6 +48,17 @@ fn scan(args: &[&str]) -> Result<Output> {
     Ok(out)
 }
 
+/// `scan` that must succeed: its standard output, or its standard error as the failure.
+fn scan_ok(args: &[&str]) -> Result<String> {
+    let out = scan(args)?;
+    ensure!(
+        out.status.success(),
+        "scan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
 /// `kubectl ARGS` (the control plane's own, first on PATH) with `stdin`.
 fn kubectl(args: &[&str], stdin: &str) -> Result<Output> {
     let mut command = Command::new("kubectl");
@@ -467,13 +478,7 @@ async fn scan_resolves_images_with_the_pods_pull_secrets_only_when_asked() -> Re
     )?;
     let config = config.to_str().context("config path")?;
 
-    let out = scan(&["-n", &ns, "--config", config, "--quiet"])?;
-    let table = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        out.status.success(),
-        "scan failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let table = scan_ok(&["-n", &ns, "--config", config, "--quiet"])?;
     ensure!(
         reg.count() == 0,
         "requests without --resolve-images: {:?}",
@@ -490,7 +495,7 @@ async fn scan_resolves_images_with_the_pods_pull_secrets_only_when_asked() -> Re
         "{table}"
     );
 
-    let out = scan(&[
+    let table = scan_ok(&[
         "-n",
         &ns,
         "--config",
@@ -500,12 +505,6 @@ async fn scan_resolves_images_with_the_pods_pull_secrets_only_when_asked() -> Re
         "--resolve-timeout",
         "20s",
     ])?;
-    let table = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        out.status.success(),
-        "scan failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     ensure!(
         identity_cell(&table, "deployment/web").as_deref() == Some("auto: image"),
         "the builder account's pull secret was used: {table}"
@@ -524,7 +523,7 @@ async fn scan_resolves_images_with_the_pods_pull_secrets_only_when_asked() -> Re
         "the failure and why: {table}"
     );
 
-    let out = scan(&[
+    let report: Value = serde_json::from_str(&scan_ok(&[
         "-n",
         &ns,
         "--config",
@@ -533,8 +532,7 @@ async fn scan_resolves_images_with_the_pods_pull_secrets_only_when_asked() -> Re
         "--resolve-images",
         "-o",
         "json",
-    ])?;
-    let report: Value = serde_json::from_slice(&out.stdout)?;
+    ])?)?;
     ensure!(report["imageLookup"]["lookedUp"] == 2, "{report}");
     ensure!(
         report["imageLookup"]["failed"][reg.image("named")].is_string(),

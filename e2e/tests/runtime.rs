@@ -218,6 +218,19 @@ async fn wait_running(client: &kube::Client, ns: &str, name: &str) -> Result<Pod
 }
 
 /// A namespace of the runtime scenario with the webhook registered for it.
+/// Create `pod` through the webhook; the webhook's log is the failure's context.
+async fn create_pod(client: &kube::Client, ns: &str, pod: &Value, hook: &Webhook) -> Result<Answer> {
+    let a = create(client, ns, "pods", pod, false).await?;
+    ensure!(
+        a.ok(),
+        "creating the pod: {} {}\nwebhook log:\n{}",
+        a.status,
+        a.body,
+        hook.log()
+    );
+    Ok(a)
+}
+
 async fn setup(client: &kube::Client, enforce: &str) -> Result<(Webhook, String, String)> {
     let ns = namespace(client, SCENARIO, enforce).await?;
     let hook = Webhook::start(CONFIG).await?;
@@ -245,14 +258,7 @@ async fn hardened_pod_runs_confined_on_the_node() -> Result<()> {
         }],
         vec![node.container("app", "exec sleep 3600")],
     );
-    let a = create(&client, &ns, "pods", &pod, false).await?;
-    ensure!(
-        a.ok(),
-        "creating the pod: {} {}\nwebhook log:\n{}",
-        a.status,
-        a.body,
-        hook.log()
-    );
+    let a = create_pod(&client, &ns, &pod, &hook).await?;
     assert_hardened_with(&a.body);
 
     let result = async {
@@ -335,14 +341,7 @@ async fn explicit_root_container_still_runs() -> Result<()> {
     let mut root = node.container("root", "exec sleep 3600");
     root["securityContext"] = json!({"runAsUser": 0});
     let pod = node.pod("root", vec![], vec![root]);
-    let a = create(&client, &ns, "pods", &pod, false).await?;
-    ensure!(
-        a.ok(),
-        "creating the pod: {} {}\nwebhook log:\n{}",
-        a.status,
-        a.body,
-        hook.log()
-    );
+    let a = create_pod(&client, &ns, &pod, &hook).await?;
     let csc = &a.body["spec"]["containers"][0]["securityContext"];
     assert_eq!(csc["runAsNonRoot"], Value::Null, "root guard: {csc}");
     assert_eq!(csc["runAsGroup"], Value::Null, "root guard: {csc}");

@@ -133,7 +133,7 @@ pub struct Reviewed {
 }
 
 impl Outcome {
-    pub(super) fn new(decision: Decision, mode: Mode) -> Outcome {
+    pub fn new(decision: Decision, mode: Mode) -> Outcome {
         Outcome {
             decision,
             mode,

@@ -339,22 +339,11 @@ fn windows_options_set(security_context: &str) -> String {
 pub fn variables(config: &Config) -> Vec<Variable> {
     let b = &config.baseline;
     let overrides = config.namespace_policy.allow_overrides;
-    let mut v = vec![
-        Variable {
-            name: "annotations",
-            expression: "object.metadata.?annotations.orValue({})".into(),
-        },
-        Variable {
-            name: "podLevel",
-            expression: "request.operation == 'CREATE'".into(),
-        },
-        // On `pods/ephemeralcontainers` only the new ephemeral containers change.
-        Variable {
-            name: "oldEphemeral",
-            expression: "variables.podLevel ? [] : oldObject.spec.?ephemeralContainers.orValue([]).map(e, e.name)"
-                .into(),
-        },
-    ];
+    let mut v = vec![Variable {
+        name: "annotations",
+        expression: "object.metadata.?annotations.orValue({})".into(),
+    }];
+    v.extend(request_scope());
     if config.allow_pod_opt_out {
         v.push(Variable {
             name: "skipFields",
@@ -592,7 +581,20 @@ pub fn deny_check(check: Check) -> Result<String, PolicyError> {
 
 /// The variables of the deny policy: request scope as in the mutation.
 pub fn deny_variables() -> Vec<Variable> {
-    vec![
+    let mut v: Vec<Variable> = request_scope().into();
+    v.push(Variable {
+        name: "containers",
+        expression: in_scope_containers(),
+    });
+    v
+}
+
+/// Which request this is: a new pod (`podLevel`), or an update of
+/// `pods/ephemeralcontainers`, where only the new ephemeral containers
+/// change (`oldEphemeral` names the others). Shared by the mutation and the
+/// deny policy.
+fn request_scope() -> [Variable; 2] {
+    [
         Variable {
             name: "podLevel",
             expression: "request.operation == 'CREATE'".into(),
@@ -601,10 +603,6 @@ pub fn deny_variables() -> Vec<Variable> {
             name: "oldEphemeral",
             expression: "variables.podLevel ? [] : oldObject.spec.?ephemeralContainers.orValue([]).map(e, e.name)"
                 .into(),
-        },
-        Variable {
-            name: "containers",
-            expression: in_scope_containers(),
         },
     ]
 }
